@@ -1,0 +1,129 @@
+/*
+Copyright 2026 The customer-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// SinkFormat is the wire format a sink receives.
+// +kubebuilder:validation:Enum=standard-webhooks;cloudevents
+type SinkFormat string
+
+const (
+	// FormatStandardWebhooks signs each delivery as Standard Webhooks describes.
+	FormatStandardWebhooks SinkFormat = "standard-webhooks"
+	// FormatCloudEvents sends CloudEvents 1.0 in structured JSON mode.
+	FormatCloudEvents SinkFormat = "cloudevents"
+)
+
+// CustomerSinkSpec describes an external HTTP system that receives Customer changes.
+// +kubebuilder:validation:XValidation:rule="self.format != 'standard-webhooks' || has(self.secretRef)",message="secretRef is required for the standard-webhooks format"
+type CustomerSinkSpec struct {
+	// URL receives a POST for every change. http or https.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="isURL(self) && (url(self).getScheme() == 'https' || url(self).getScheme() == 'http')",message="url must be an absolute http or https URL"
+	// +required
+	URL string `json:"url"`
+
+	// Format of the deliveries: standard-webhooks (signed) or cloudevents (structured JSON).
+	// +kubebuilder:default=standard-webhooks
+	// +optional
+	Format SinkFormat `json:"format,omitempty"`
+
+	// SecretRef names a Secret (same namespace) with key "secret" (a whsec_ Standard
+	// Webhooks secret), and optionally "previousSecret" (deliveries are signed with
+	// both during a rotation), "ca.crt" (a PEM CA bundle for a private CA) and
+	// "headers" (extra HTTP headers, one "Name: value" a line).
+	// +optional
+	SecretRef *SecretReference `json:"secretRef,omitempty"`
+
+	// Timeout of one delivery.
+	// +kubebuilder:default="10s"
+	// +optional
+	Timeout *metav1.Duration `json:"timeout,omitempty"`
+
+	// Selector chooses Customers by label; empty selects every Customer of the namespace.
+	// +optional
+	Selector *metav1.LabelSelector `json:"selector,omitempty"`
+
+	// Providers, when set, limits the sink to Customers of these providers.
+	// +listType=set
+	// +optional
+	Providers []Provider `json:"providers,omitempty"`
+
+	// Suspend stops deliveries to this sink; they resume, from the current state, when it is unset.
+	// +optional
+	Suspend bool `json:"suspend,omitempty"`
+}
+
+// CustomerSinkStatus is what the operator observed of a CustomerSink.
+type CustomerSinkStatus struct {
+	// ObservedGeneration is the generation the conditions describe.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// Conditions: Ready says whether the sink can receive deliveries.
+	// +listType=map
+	// +listMapKey=type
+	// +optional
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// Selected counts the Customers this sink selects.
+	// +optional
+	Selected int32 `json:"selected"`
+
+	// Synced counts the selected Customers whose current generation the sink has.
+	// +optional
+	Synced int32 `json:"synced"`
+}
+
+// CustomerSink is an external system that receives every change of the Customers it selects.
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=csink,categories=customers
+// +kubebuilder:printcolumn:name="URL",type=string,JSONPath=`.spec.url`
+// +kubebuilder:printcolumn:name="Format",type=string,JSONPath=`.spec.format`
+// +kubebuilder:printcolumn:name="Selected",type=integer,JSONPath=`.status.selected`
+// +kubebuilder:printcolumn:name="Synced",type=integer,JSONPath=`.status.synced`
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type CustomerSink struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// Spec describes the sink.
+	// +required
+	Spec CustomerSinkSpec `json:"spec"`
+
+	// Status is what the operator observed.
+	// +optional
+	Status CustomerSinkStatus `json:"status,omitempty"`
+}
+
+// CustomerSinkList is a list of CustomerSinks.
+// +kubebuilder:object:root=true
+type CustomerSinkList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []CustomerSink `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&CustomerSink{}, &CustomerSinkList{})
+}

@@ -1,0 +1,134 @@
+/*
+Copyright 2026 The customer-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+// Package providers holds what every provider package implements: authenticate a
+// webhook request and decode it into provider-neutral customer events. The shared
+// ingest path (identity, de-duplication, order, tombstones) lives in webhookserver
+// and never looks at a provider's wire format.
+package providers
+
+import (
+	"fmt"
+	"net/http"
+	"time"
+
+	crmv1alpha1 "github.com/customer-operator/customer-operator/api/v1alpha1"
+)
+
+// Action is what an event does to a customer.
+type Action string
+
+const (
+	// ActionUpsert creates the customer or replaces its record.
+	ActionUpsert Action = "upsert"
+	// ActionDelete turns the customer into a tombstone (lifecycle Deleted).
+	ActionDelete Action = "delete"
+)
+
+// Event is one customer event, decoded and authenticated.
+type Event struct {
+	// ID identifies the event for de-duplication (stable across the provider's retries).
+	ID string
+	// Type is the provider's event type, e.g. "customer.updated".
+	Type string
+	// Time is when the provider says the event happened; it orders events.
+	Time time.Time
+	// Action says whether the event upserts or deletes.
+	Action Action
+	// Customer is the mapped record. Provider and ExternalID are always set.
+	Customer crmv1alpha1.CustomerSpec
+}
+
+// Request is what a provider sees of one delivery.
+type Request struct {
+	Header http.Header
+	// Body is the raw body, already bounded by the server's size limit.
+	Body []byte
+	// Secret is the data of the source's Secret.
+	Secret map[string][]byte
+	// Now and Tolerance bound signed timestamps.
+	Now       time.Time
+	Tolerance time.Duration
+}
+
+// Result is what a request carried.
+type Result struct {
+	// Events are the customer events, in the order the request carried them.
+	Events []Event
+	// Ignored counts the valid events that are not customer events.
+	Ignored int
+}
+
+// Provider authenticates and decodes one provider's webhooks.
+type Provider interface {
+	// Name is the provider's name in CustomerSource.spec.provider.
+	Name() crmv1alpha1.Provider
+	// ValidateSecret says whether a Secret's data can authenticate this provider's
+	// requests; the error names the missing or unusable key.
+	ValidateSecret(data map[string][]byte) error
+	// Parse authenticates the request and decodes its customer events. Errors are
+	// *Error values carrying the HTTP answer.
+	Parse(req *Request) (*Result, error)
+}
+
+// Simulator signs (and, for Phasio, encrypts) a plaintext payload exactly as the
+// provider does. The provider simulator under hack/ and the tests use it.
+type Simulator interface {
+	Prepare(plaintext []byte, secret map[string][]byte, now time.Time) (body []byte, header http.Header, err error)
+}
+
+// Rejection reasons, used as the "reason" label of the rejection metrics and in logs.
+const (
+	ReasonUnauthorized = "unauthorized"
+	ReasonTimestamp    = "timestamp"
+	ReasonDecrypt      = "decrypt"
+	ReasonMalformed    = "malformed"
+	ReasonMissingField = "missing_field"
+)
+
+// Error is a rejection with its HTTP answer.
+type Error struct {
+	// Status is the HTTP status code to answer.
+	Status int
+	// Reason is a short machine-readable reason (one of the Reason constants).
+	Reason string
+	// Field names the offending JSON field, when there is one.
+	Field string
+	// Message is safe to return to the sender and to log: it never holds a secret.
+	Message string
+}
+
+func (e *Error) Error() string {
+	if e.Field != "" {
+		return fmt.Sprintf("%s (field %q)", e.Message, e.Field)
+	}
+	return e.Message
+}
+
+// Unauthorized is a failed authentication (401).
+func Unauthorized(format string, args ...any) *Error {
+	return &Error{Status: http.StatusUnauthorized, Reason: ReasonUnauthorized, Message: fmt.Sprintf(format, args...)}
+}
+
+// Malformed is a body that cannot be parsed (400).
+func Malformed(field, format string, args ...any) *Error {
+	return &Error{Status: http.StatusBadRequest, Reason: ReasonMalformed, Field: field, Message: fmt.Sprintf(format, args...)}
+}
+
+// MissingField is a customer event without a required field (400).
+func MissingField(field string) *Error {
+	return &Error{Status: http.StatusBadRequest, Reason: ReasonMissingField, Field: field, Message: "customer event without " + field}
+}
