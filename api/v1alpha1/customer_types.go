@@ -304,6 +304,11 @@ type SinkSyncStatus struct {
 	// +optional
 	SyncedGeneration int64 `json:"syncedGeneration,omitempty"`
 
+	// SinkGeneration is the CustomerSink generation that delivery went to; a change
+	// to the sink (URL, format, selector) re-delivers.
+	// +optional
+	SinkGeneration int64 `json:"sinkGeneration,omitempty"`
+
 	// LastSyncTime is when the sink acknowledged a delivery last.
 	// +optional
 	LastSyncTime *metav1.Time `json:"lastSyncTime,omitempty"`

@@ -1,0 +1,146 @@
+/*
+Copyright 2026 The customer-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/client-go/util/workqueue"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
+
+	crmv1alpha1 "github.com/customer-operator/customer-operator/api/v1alpha1"
+	"github.com/customer-operator/customer-operator/internal/secretcache"
+)
+
+// CustomerSinkReconciler checks a sink and its Secret, and counts the Customers it
+// selects and has in sync.
+type CustomerSinkReconciler struct {
+	client.Client
+	Secrets    *secretcache.Store
+	Dispatcher *Dispatcher
+	// CountInterval bounds how often a sink's counts are refreshed while its
+	// Customers change; counts are for people, not worth a write per delivery.
+	CountInterval time.Duration
+}
+
+// +kubebuilder:rbac:groups=crm.customer-operator.io,resources=customersinks,verbs=get;list;watch
+// +kubebuilder:rbac:groups=crm.customer-operator.io,resources=customersinks/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=crm.customer-operator.io,resources=customers,verbs=get;list;watch
+
+// Reconcile sets the sink's Ready condition, observedGeneration and counts.
+func (r *CustomerSinkReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	sink := &crmv1alpha1.CustomerSink{}
+	if err := r.Get(ctx, req.NamespacedName, sink); err != nil {
+		if client.IgnoreNotFound(err) == nil {
+			pendingCustomers.DeleteLabelValues(req.Namespace + "/" + req.Name)
+		}
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	status := sink.Status.DeepCopy()
+	status.ObservedGeneration = sink.Generation
+
+	state, err := resolveSink(ctx, r.Secrets, r.Dispatcher, sink)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	setReady(&status.Conditions, sink.Generation, state.ready, state.reason, state.message)
+
+	customers := &crmv1alpha1.CustomerList{}
+	if err := r.List(ctx, customers, client.InNamespace(sink.Namespace)); err != nil {
+		return ctrl.Result{}, fmt.Errorf("listing Customers: %w", err)
+	}
+	var selected, synced int32
+	for i := range customers.Items {
+		c := &customers.Items[i]
+		if !selects(sink, c) {
+			continue
+		}
+		selected++
+		for _, e := range c.Status.Sinks {
+			if e.Name == sink.Name && e.SyncedGeneration == c.Generation && e.SinkGeneration == sink.Generation {
+				synced++
+			}
+		}
+	}
+	status.Selected, status.Synced = selected, synced
+	pendingCustomers.WithLabelValues(sink.Namespace + "/" + sink.Name).Set(float64(selected - synced))
+
+	if !equality.Semantic.DeepEqual(&sink.Status, status) {
+		patch := client.MergeFrom(sink.DeepCopy())
+		sink.Status = *status
+		if err := r.Status().Patch(ctx, sink, patch); err != nil {
+			return ctrl.Result{}, client.IgnoreNotFound(err)
+		}
+	}
+	return ctrl.Result{}, nil
+}
+
+// SetupWithManager registers the reconciler. Customer changes reach the sinks of
+// their namespace through a rate-limited queue, so counts follow within
+// CountInterval without a sink write per Customer change.
+func (r *CustomerSinkReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &crmv1alpha1.CustomerSink{}, secretRefIndex,
+		func(o client.Object) []string {
+			if ref := o.(*crmv1alpha1.CustomerSink).Spec.SecretRef; ref != nil {
+				return []string{ref.Name}
+			}
+			return nil
+		}); err != nil {
+		return fmt.Errorf("indexing CustomerSinks by Secret: %w", err)
+	}
+	interval := r.CountInterval
+	if interval <= 0 {
+		interval = 2 * time.Second
+	}
+	customerToSinks := handler.Funcs{}
+	enqueueSinks := func(ctx context.Context, ns string, q interface {
+		AddAfter(reconcile.Request, time.Duration)
+	}) {
+		sinks := &crmv1alpha1.CustomerSinkList{}
+		if err := mgr.GetClient().List(ctx, sinks, client.InNamespace(ns)); err != nil {
+			return
+		}
+		for i := range sinks.Items {
+			// AddAfter de-duplicates: a burst of Customer changes is one recount.
+			q.AddAfter(reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&sinks.Items[i])}, interval)
+		}
+	}
+	customerToSinks.CreateFunc = func(ctx context.Context, e event.TypedCreateEvent[client.Object], q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+		enqueueSinks(ctx, e.Object.GetNamespace(), q)
+	}
+	customerToSinks.UpdateFunc = func(ctx context.Context, e event.TypedUpdateEvent[client.Object], q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+		enqueueSinks(ctx, e.ObjectNew.GetNamespace(), q)
+	}
+	customerToSinks.DeleteFunc = func(ctx context.Context, e event.TypedDeleteEvent[client.Object], q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+		enqueueSinks(ctx, e.Object.GetNamespace(), q)
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&crmv1alpha1.CustomerSink{}).
+		Watches(&crmv1alpha1.Customer{}, customerToSinks).
+		WatchesMetadata(&corev1.Secret{}, secretToReferrers(mgr.GetClient(), &crmv1alpha1.CustomerSinkList{})).
+		WatchesRawSource(source.Channel(r.Dispatcher.sinkChanged, &handler.TypedEnqueueRequestForObject[*crmv1alpha1.CustomerSink]{})).
+		Complete(r)
+}

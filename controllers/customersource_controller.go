@@ -1,0 +1,134 @@
+/*
+Copyright 2026 The customer-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controllers
+
+import (
+	"context"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	crmv1alpha1 "github.com/customer-operator/customer-operator/api/v1alpha1"
+	"github.com/customer-operator/customer-operator/internal/secretcache"
+	"github.com/customer-operator/customer-operator/webhookserver"
+)
+
+// secretRefIndex indexes sources and sinks by the Secret they reference, so a
+// Secret change reaches exactly the objects that use it.
+const secretRefIndex = ".spec.secretRef.name"
+
+// CustomerSourceReconciler checks that a source's Secret can authenticate its
+// provider's webhooks and publishes the source's webhook path.
+type CustomerSourceReconciler struct {
+	client.Client
+	Secrets *secretcache.Store
+}
+
+// +kubebuilder:rbac:groups=crm.customer-operator.io,resources=customersources,verbs=get;list;watch
+// +kubebuilder:rbac:groups=crm.customer-operator.io,resources=customersources/status,verbs=get;update;patch
+
+// Reconcile sets the source's Ready condition, observedGeneration and webhookPath.
+func (r *CustomerSourceReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	src := &crmv1alpha1.CustomerSource{}
+	if err := r.Get(ctx, req.NamespacedName, src); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	status := src.Status.DeepCopy()
+	status.ObservedGeneration = src.Generation
+	status.WebhookPath = fmt.Sprintf("/hooks/%s/%s", src.Namespace, src.Name)
+
+	ready, reason, msg, err := r.check(ctx, src)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	setReady(&status.Conditions, src.Generation, ready, reason, msg)
+
+	if equality.Semantic.DeepEqual(&src.Status, status) {
+		return ctrl.Result{}, nil
+	}
+	patch := client.MergeFrom(src.DeepCopy())
+	src.Status = *status
+	if err := r.Status().Patch(ctx, src, patch); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	return ctrl.Result{}, nil
+}
+
+func (r *CustomerSourceReconciler) check(ctx context.Context, src *crmv1alpha1.CustomerSource) (bool, string, string, error) {
+	provider := webhookserver.Lookup(src.Spec.Provider)
+	if provider == nil {
+		return false, crmv1alpha1.ReasonInvalidSpec, fmt.Sprintf("unknown provider %q", src.Spec.Provider), nil
+	}
+	data, err := r.Secrets.Get(ctx, types.NamespacedName{Namespace: src.Namespace, Name: src.Spec.SecretRef.Name})
+	if apierrors.IsNotFound(err) {
+		return false, crmv1alpha1.ReasonSecretNotFound, fmt.Sprintf("Secret %q not found", src.Spec.SecretRef.Name), nil
+	}
+	if err != nil {
+		return false, "", "", err
+	}
+	if err := provider.ValidateSecret(data); err != nil {
+		return false, crmv1alpha1.ReasonSecretInvalid, fmt.Sprintf("Secret %q: %v", src.Spec.SecretRef.Name, err), nil
+	}
+	if src.Spec.Suspend {
+		return false, crmv1alpha1.ReasonSuspended, "the source is suspended: webhooks are answered 503", nil
+	}
+	return true, crmv1alpha1.ReasonValid, fmt.Sprintf("accepting %s webhooks at /hooks/%s/%s", src.Spec.Provider, src.Namespace, src.Name), nil
+}
+
+// SetupWithManager registers the reconciler; Secrets are watched as metadata only.
+func (r *CustomerSourceReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &crmv1alpha1.CustomerSource{}, secretRefIndex,
+		func(o client.Object) []string { return []string{o.(*crmv1alpha1.CustomerSource).Spec.SecretRef.Name} }); err != nil {
+		return fmt.Errorf("indexing CustomerSources by Secret: %w", err)
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&crmv1alpha1.CustomerSource{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		WatchesMetadata(&corev1.Secret{}, secretToReferrers(mgr.GetClient(), &crmv1alpha1.CustomerSourceList{})).
+		Complete(r)
+}
+
+// secretToReferrers maps a Secret to the objects of list's kind in its namespace
+// that reference it.
+func secretToReferrers(c client.Client, list client.ObjectList) handler.EventHandler {
+	return handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
+		l := list.DeepCopyObject().(client.ObjectList)
+		if err := c.List(ctx, l, client.InNamespace(o.GetNamespace()), client.MatchingFields{secretRefIndex: o.GetName()}); err != nil {
+			return nil
+		}
+		var reqs []reconcile.Request
+		switch items := l.(type) {
+		case *crmv1alpha1.CustomerSourceList:
+			for i := range items.Items {
+				reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&items.Items[i])})
+			}
+		case *crmv1alpha1.CustomerSinkList:
+			for i := range items.Items {
+				reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&items.Items[i])})
+			}
+		}
+		return reqs
+	})
+}

@@ -1,0 +1,334 @@
+/*
+Copyright 2026 The customer-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package delivery
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	crmv1alpha1 "github.com/customer-operator/customer-operator/api/v1alpha1"
+)
+
+// Limits of the client, in one place.
+const (
+	// maxDrain bounds how much of an answer is read. Reading it lets the connection
+	// be reused; the bound keeps a misbehaving sink from streaming at us forever.
+	maxDrain = 64 << 10
+	// maxErrorBody bounds the part of an error answer quoted in Result.Err, which
+	// ends up in Customer status and Events.
+	maxErrorBody = 120
+	// maxCachedClients bounds the transport cache: each distinct CA bundle has
+	// its own, and bundles change over time.
+	maxCachedClients = 32
+	// MaxRetryAfter caps Retry-After, so a sink (or a typo in its config) cannot
+	// park deliveries for days.
+	MaxRetryAfter = time.Hour
+)
+
+// DefaultUserAgent is sent when Client.UserAgent is empty.
+const DefaultUserAgent = "customer-operator"
+
+// Result is the outcome of one delivery attempt.
+type Result struct {
+	// StatusCode is the sink's HTTP status; 0 when no answer arrived.
+	StatusCode int
+	// RetryAfter is what a 429 or 503 answer asked for (Retry-After in seconds or
+	// as an HTTP date), capped at MaxRetryAfter; 0 when it asked nothing.
+	RetryAfter time.Duration
+	// Gone is true on 410: the sink says the endpoint will never accept again.
+	Gone bool
+	// Err is nil only when the sink answered 2xx. Its message is short, meant
+	// for status and Events, and free of secrets.
+	Err error
+	// Duration is how long the attempt took.
+	Duration time.Duration
+}
+
+// Client delivers events. The zero value is ready to use, and a Client is safe
+// for concurrent use; share one so connections are reused across deliveries.
+type Client struct {
+	// UserAgent overrides DefaultUserAgent.
+	UserAgent string
+
+	mu      sync.Mutex
+	clients map[string]*cachedClient
+	clock   uint64
+}
+
+type cachedClient struct {
+	hc      *http.Client
+	lastUse uint64
+}
+
+// Deliver makes one attempt to deliver ev to t. It never retries or sleeps: the
+// caller owns backoff (see the package documentation).
+func (c *Client) Deliver(ctx context.Context, t *Target, ev Event) Result {
+	start := time.Now()
+	res := c.deliver(ctx, t, ev)
+	res.Duration = time.Since(start)
+	return res
+}
+
+func (c *Client) deliver(ctx context.Context, t *Target, ev Event) Result {
+	where := "POST " + displayURL(t.URL)
+	body, contentType, err := encode(t.Format, ev)
+	if err != nil {
+		return Result{Err: fmt.Errorf("%s: %w", where, err)}
+	}
+	if len(t.Secrets) == 0 && t.Format != crmv1alpha1.FormatCloudEvents {
+		return Result{Err: fmt.Errorf("%s: no signing secret for the %s format", where, crmv1alpha1.FormatStandardWebhooks)}
+	}
+	hc, err := c.httpClient(t.CA)
+	if err != nil {
+		return Result{Err: fmt.Errorf("%s: %w", where, err)}
+	}
+
+	timeout := t.Timeout
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.URL, bytes.NewReader(body))
+	if err != nil {
+		// The parse error would quote the URL, credentials included.
+		return Result{Err: fmt.Errorf("%s: invalid URL", where)}
+	}
+	for name, values := range t.Header {
+		if reservedHeader(name) {
+			continue
+		}
+		for _, v := range values {
+			req.Header.Add(name, v)
+		}
+	}
+	req.Header.Set("Content-Type", contentType)
+	ua := c.UserAgent
+	if ua == "" {
+		ua = DefaultUserAgent
+	}
+	req.Header.Set("User-Agent", ua)
+	if len(t.Secrets) > 0 {
+		// The timestamp is the send time, not the event time: receivers reject
+		// stale timestamps to stop replays, and a retry hours later is no replay.
+		ts := time.Now().Unix()
+		sigs := make([]string, len(t.Secrets))
+		for i, s := range t.Secrets {
+			sigs[i] = Sign(s, ev.ID, ts, body)
+		}
+		req.Header.Set(HeaderID, ev.ID)
+		req.Header.Set(HeaderTimestamp, strconv.FormatInt(ts, 10))
+		req.Header.Set(HeaderSignature, strings.Join(sigs, " "))
+	}
+
+	resp, err := hc.Do(req)
+	if err != nil {
+		var uerr *url.Error
+		if errors.As(err, &uerr) {
+			// url.Error repeats the full URL; ours is redacted.
+			err = uerr.Err
+		}
+		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil {
+			return Result{Err: fmt.Errorf("%s: %w (timeout %s)", where, err, timeout)}
+		}
+		return Result{Err: fmt.Errorf("%s: %w", where, err)}
+	}
+	defer resp.Body.Close()
+
+	res := Result{StatusCode: resp.StatusCode}
+	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxDrain))
+		return res
+	}
+	answer, _ := io.ReadAll(io.LimitReader(resp.Body, maxDrain))
+
+	status := strconv.Itoa(resp.StatusCode) + " " + http.StatusText(resp.StatusCode)
+	switch code := resp.StatusCode; {
+	case code >= 300 && code < 400:
+		// Following would send a signed customer record wherever the sink points;
+		// the sink's URL is the only place it may go.
+		res.Err = fmt.Errorf("%s: %s (redirects are not followed)", where, strings.TrimSpace(status))
+		return res
+	case code == http.StatusGone:
+		res.Gone = true
+	case code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable:
+		res.RetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
+	}
+	msg := where + ": " + strings.TrimSpace(status)
+	if s := errorSnippet(answer, resp.Header.Get("Content-Type"), t); s != "" {
+		msg += ": " + s
+	}
+	if res.RetryAfter > 0 {
+		msg += " (retry after " + res.RetryAfter.String() + ")"
+	}
+	res.Err = errors.New(msg)
+	return res
+}
+
+// CloseIdleConnections closes the idle connections of every cached transport,
+// for shutdown and tests.
+func (c *Client) CloseIdleConnections() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, e := range c.clients {
+		e.hc.CloseIdleConnections()
+	}
+}
+
+// httpClient returns the cached client for a CA bundle, building it on first use.
+// Clients are keyed by the bundle's bytes, not by sink, so that sinks sharing a CA
+// (or none) share connections.
+func (c *Client) httpClient(ca []byte) (*http.Client, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.clock++
+	if e, ok := c.clients[string(ca)]; ok {
+		e.lastUse = c.clock
+		return e.hc, nil
+	}
+	hc, err := newHTTPClient(ca)
+	if err != nil {
+		return nil, err
+	}
+	if c.clients == nil {
+		c.clients = map[string]*cachedClient{}
+	}
+	if len(c.clients) >= maxCachedClients {
+		var oldest string
+		var oldestUse uint64 = ^uint64(0)
+		for k, e := range c.clients {
+			if e.lastUse < oldestUse {
+				oldest, oldestUse = k, e.lastUse
+			}
+		}
+		// Deliveries still using it finish; only its idle connections go.
+		c.clients[oldest].hc.CloseIdleConnections()
+		delete(c.clients, oldest)
+	}
+	c.clients[string(ca)] = &cachedClient{hc: hc, lastUse: c.clock}
+	return hc, nil
+}
+
+func newHTTPClient(ca []byte) (*http.Client, error) {
+	tlsConfig := &tls.Config{MinVersion: tls.VersionTLS12}
+	if len(ca) > 0 {
+		// A private CA is added to the system roots, not put in their place, so a
+		// sink moving to a public certificate keeps working during the change.
+		pool, err := x509.SystemCertPool()
+		if err != nil || pool == nil {
+			pool = x509.NewCertPool()
+		}
+		if !pool.AppendCertsFromPEM(ca) {
+			return nil, errors.New("ca.crt holds no PEM certificate")
+		}
+		tlsConfig.RootCAs = pool
+	}
+	transport := &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		TLSClientConfig:       tlsConfig,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          100,
+		MaxIdleConnsPerHost:   16, // the default 2 would close connections under concurrent reconciles
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ExpectContinueTimeout: time.Second,
+	}
+	return &http.Client{
+		Transport: transport,
+		CheckRedirect: func(*http.Request, []*http.Request) error {
+			return http.ErrUseLastResponse
+		},
+	}, nil
+}
+
+// displayURL is the URL as error messages show it: without user info, query
+// or fragment, any of which may carry a credential.
+func displayURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(invalid URL)"
+	}
+	u.User, u.RawQuery, u.ForceQuery, u.Fragment, u.RawFragment = nil, "", false, "", ""
+	return u.String()
+}
+
+// parseRetryAfter reads delay-seconds or an HTTP date (RFC 9110 10.2.3).
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	var d time.Duration
+	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if secs <= 0 {
+			return 0
+		}
+		if secs > int64(MaxRetryAfter/time.Second) {
+			return MaxRetryAfter
+		}
+		d = time.Duration(secs) * time.Second
+	} else if at, err := http.ParseTime(v); err == nil {
+		d = at.Sub(now).Round(time.Second)
+	}
+	return min(max(d, 0), MaxRetryAfter)
+}
+
+// errorSnippet quotes the start of an error answer, since receivers often say
+// there why they refused ("invalid signature"). HTML pages are skipped as noise,
+// and so is any answer that echoes one of our header values back.
+func errorSnippet(body []byte, contentType string, t *Target) string {
+	if len(body) == 0 || strings.Contains(strings.ToLower(contentType), "html") {
+		return ""
+	}
+	for _, values := range t.Header {
+		for _, v := range values {
+			if len(v) >= 4 && bytes.Contains(body, []byte(v)) {
+				return ""
+			}
+		}
+	}
+	s := strings.Join(strings.Fields(strings.ToValidUTF8(string(body[:min(len(body), 4*maxErrorBody)]), "")), " ")
+	s = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return -1
+		}
+		return r
+	}, s)
+	if len(s) > maxErrorBody {
+		cut := maxErrorBody
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		s = s[:cut] + "…"
+	}
+	return s
+}

@@ -1,0 +1,59 @@
+/*
+Copyright 2026 The customer-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package webhookserver
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
+)
+
+// Event outcomes, the "outcome" label of customer_operator_webhook_events_total.
+const (
+	OutcomeApplied   = "applied"
+	OutcomeDuplicate = "duplicate"
+	OutcomeStale     = "stale"
+	OutcomeIgnored   = "ignored"
+	OutcomeRejected  = "rejected"
+)
+
+var (
+	requestsTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "customer_operator_webhook_requests_total",
+		Help: "Webhook requests answered, by provider and HTTP status code.",
+	}, []string{"provider", "code"})
+
+	rejectionsTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "customer_operator_webhook_rejections_total",
+		Help: "Webhook requests rejected, by provider and reason.",
+	}, []string{"provider", "reason"})
+
+	eventsTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "customer_operator_webhook_events_total",
+		Help: "Customer events received, by provider and outcome (applied, duplicate, stale, ignored, rejected).",
+	}, []string{"provider", "outcome"})
+
+	requestDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "customer_operator_webhook_request_duration_seconds",
+		Help:    "Time to handle a webhook request, from the first byte read to the answer, by provider.",
+		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+	}, []string{"provider"})
+)
+
+func init() {
+	// The manager serves controller-runtime's registry on its metrics endpoint.
+	metrics.Registry.MustRegister(requestsTotal, rejectionsTotal, eventsTotal, requestDuration)
+}
