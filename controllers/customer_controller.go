@@ -145,10 +145,25 @@ func (r *CustomerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 	return ctrl.Result{RequeueAfter: requeue}, nil
 }
 
+// inlineDeliveryWait is how long a reconcile waits for the deliveries it started
+// to healthy sinks. Most deliveries end well within it, and the Customer's status
+// is then written once, Synced, instead of once Delivering and once Synced;
+// a sink that failed last time is never waited for.
+const inlineDeliveryWait = time.Second
+
 // deliver reads finished deliveries into status, starts the ones the current
 // generation still needs, and sets Synced. It returns when to look again for
 // deliveries held back by their backoff.
 func (r *CustomerReconciler) deliver(ctx context.Context, c *crmv1alpha1.Customer, sinks []crmv1alpha1.CustomerSink, status *crmv1alpha1.CustomerStatus) (time.Duration, error) {
+	wait, started, err := r.deliverOnce(ctx, c, sinks, status)
+	if err != nil || len(started) == 0 || !await(started, inlineDeliveryWait) {
+		return wait, err
+	}
+	wait, _, err = r.deliverOnce(ctx, c, sinks, status)
+	return wait, err
+}
+
+func (r *CustomerReconciler) deliverOnce(ctx context.Context, c *crmv1alpha1.Customer, sinks []crmv1alpha1.CustomerSink, status *crmv1alpha1.CustomerStatus) (time.Duration, []<-chan struct{}, error) {
 	key := types.NamespacedName{Namespace: c.Namespace, Name: c.Name}
 	previous := map[string]crmv1alpha1.SinkSyncStatus{}
 	for _, e := range status.Sinks {
@@ -159,6 +174,8 @@ func (r *CustomerReconciler) deliver(ctx context.Context, c *crmv1alpha1.Custome
 	var entries []crmv1alpha1.SinkSyncStatus
 	var wait time.Duration
 	var synced, failing, notReady []string
+	var started []<-chan struct{}
+	waitable := true
 	for i := range sinks {
 		sink := &sinks[i]
 		if !sink.DeletionTimestamp.IsZero() || !selects(sink, c) {
@@ -176,22 +193,31 @@ func (r *CustomerReconciler) deliver(ctx context.Context, c *crmv1alpha1.Custome
 		}
 		state, err := resolveSink(ctx, r.Secrets, r.Dispatcher, sink)
 		if err != nil {
-			return 0, fmt.Errorf("resolving CustomerSink %s: %w", sink.Name, err)
+			return 0, nil, fmt.Errorf("resolving CustomerSink %s: %w", sink.Name, err)
 		}
 		switch {
 		case e.SyncedGeneration == c.Generation && e.SinkGeneration == sink.Generation:
 			synced = append(synced, sink.Name)
 		case !state.ready:
 			notReady = append(notReady, sink.Name+" ("+state.reason+")")
+			waitable = false
 		case st.inflight:
+			waitable = false
 		case st.wait > 0:
 			if wait == 0 || st.wait < wait {
 				wait = st.wait
 			}
+			waitable = false
 		default:
-			r.Dispatcher.Start(c, sink, state.target, deleted)
+			if done := r.Dispatcher.Start(c, sink, state.target, deleted); done != nil {
+				started = append(started, done)
+			} else {
+				waitable = false
+			}
 		}
-		if e.ConsecutiveFailures > 0 && !(e.SyncedGeneration == c.Generation && e.SinkGeneration == sink.Generation) {
+		// A sink that cannot receive (410 Gone, suspended, bad Secret) is reported
+		// as not ready, with its reason, not as failing and "retrying": it is not.
+		if state.ready && e.ConsecutiveFailures > 0 && !(e.SyncedGeneration == c.Generation && e.SinkGeneration == sink.Generation) {
 			failing = append(failing, sink.Name)
 		}
 		entries = append(entries, e)
@@ -215,7 +241,11 @@ func (r *CustomerReconciler) deliver(ctx context.Context, c *crmv1alpha1.Custome
 	default:
 		r.unsynced(status, c.Generation, crmv1alpha1.ReasonDelivering, fmt.Sprintf("delivering generation %d: %d of %d sink(s) synced", c.Generation, len(synced), total))
 	}
-	return wait, nil
+	if !waitable {
+		// Waiting would not bring the Customer to Synced in this reconcile.
+		started = nil
+	}
+	return wait, started, nil
 }
 
 func (r *CustomerReconciler) synced(status *crmv1alpha1.CustomerStatus, gen int64, reason, msg string) {

@@ -49,6 +49,7 @@ type Dispatcher struct {
 	notBefore map[deliveryKey]time.Time
 	slots     map[types.UID]chan struct{}
 	gone      map[types.UID]int64 // sink UID -> the generation that answered 410
+	failing   map[types.UID]bool  // sink UID -> its last delivery failed
 }
 
 // deliveryKey is one Customer at one sink.
@@ -97,6 +98,7 @@ func NewDispatcher(c *delivery.Client, opts DispatcherOptions) *Dispatcher {
 		notBefore:   map[deliveryKey]time.Time{},
 		slots:       map[types.UID]chan struct{}{},
 		gone:        map[types.UID]int64{},
+		failing:     map[types.UID]bool{},
 	}
 }
 
@@ -133,13 +135,19 @@ func (d *Dispatcher) Take(customer types.NamespacedName, sink string) dispatchSt
 }
 
 // Start begins delivering ev to a sink in the background, unless a delivery of
-// the same Customer to the same sink is already in flight.
-func (d *Dispatcher) Start(c *crmv1alpha1.Customer, sink *crmv1alpha1.CustomerSink, target *delivery.Target, deleted bool) {
+// the same Customer to the same sink is already in flight. The returned channel
+// is closed when the delivery's outcome can be taken; it is nil when the sink's
+// last delivery failed, so that nobody waits on a sink in trouble.
+func (d *Dispatcher) Start(c *crmv1alpha1.Customer, sink *crmv1alpha1.CustomerSink, target *delivery.Target, deleted bool) <-chan struct{} {
 	k := deliveryKey{types.NamespacedName{Namespace: c.Namespace, Name: c.Name}, sink.Name}
 	d.mu.Lock()
 	if _, busy := d.inflight[k]; busy {
 		d.mu.Unlock()
-		return
+		return nil
+	}
+	var done chan struct{}
+	if !d.failing[sink.UID] {
+		done = make(chan struct{})
 	}
 	d.inflight[k] = struct{}{}
 	slots, ok := d.slots[sink.UID]
@@ -162,6 +170,7 @@ func (d *Dispatcher) Start(c *crmv1alpha1.Customer, sink *crmv1alpha1.CustomerSi
 		d.mu.Lock()
 		delete(d.inflight, k)
 		d.outcomes[k] = outcome{generation: snapshot.Generation, sinkGeneration: sinkCopy.Generation, deleted: deleted, result: res, at: d.now()}
+		d.failing[sinkCopy.UID] = res.Err != nil
 		switch {
 		case res.Err == nil:
 			deliveriesTotal.WithLabelValues(sinkLabel, deliverySuccess).Inc()
@@ -180,11 +189,30 @@ func (d *Dispatcher) Start(c *crmv1alpha1.Customer, sink *crmv1alpha1.CustomerSi
 		}
 		d.mu.Unlock()
 
+		if done != nil {
+			close(done)
+		}
 		d.customers <- event.TypedGenericEvent[*crmv1alpha1.Customer]{Object: snapshot}
 		if res.Gone {
 			d.sinkChanged <- event.TypedGenericEvent[*crmv1alpha1.CustomerSink]{Object: sinkCopy}
 		}
 	}()
+	return done
+}
+
+// await waits until every channel is closed, or the time runs out; it says
+// whether all were closed.
+func await(chans []<-chan struct{}, limit time.Duration) bool {
+	timer := time.NewTimer(limit)
+	defer timer.Stop()
+	for _, ch := range chans {
+		select {
+		case <-ch:
+		case <-timer.C:
+			return false
+		}
+	}
+	return true
 }
 
 // Gone says whether the sink's endpoint answered 410 Gone at its current

@@ -1,0 +1,227 @@
+/*
+Copyright 2026 The customer-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	crmv1alpha1 "github.com/customer-operator/customer-operator/api/v1alpha1"
+	"github.com/customer-operator/customer-operator/controllers/delivery"
+	"github.com/customer-operator/customer-operator/internal/secretcache"
+)
+
+// BenchmarkPropagation measures how fast a new CustomerSink receives 2,000
+// existing Customers: from the sink's creation until every Customer reports
+// Synced at its current generation. Beside it, in the same run and against the
+// same envtest API server, the baseline: raw status writes of the same
+// Customers at the same concurrency (the controller's workers), the least work
+// any propagation must do. It reports both rates and their ratio.
+//
+//	KUBEBUILDER_ASSETS=$PWD/bin/k8s go test ./controllers -run '^$' -bench Propagation -benchtime 1x
+func BenchmarkPropagation(b *testing.B) {
+	const (
+		customers = 2000
+		workers   = 8
+	)
+	env := &envtest.Environment{CRDDirectoryPaths: []string{filepath.Join("..", "config", "crd", "bases")}, ErrorIfCRDPathMissing: true}
+	cfg, err := env.Start()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = env.Stop() }()
+	cfg.QPS, cfg.Burst = 5000, 5000
+
+	sch := runtime.NewScheme()
+	utilruntime.Must(clientgoscheme.AddToScheme(sch))
+	utilruntime.Must(crmv1alpha1.AddToScheme(sch))
+	raw, err := client.New(cfg, client.Options{Scheme: sch})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	parallel := func(n int, job func(i int) error) time.Duration {
+		var next atomic.Int64
+		var wg sync.WaitGroup
+		var firstErr atomic.Value
+		start := time.Now()
+		for range workers {
+			wg.Go(func() {
+				for {
+					i := int(next.Add(1)) - 1
+					if i >= n {
+						return
+					}
+					if err := job(i); err != nil {
+						firstErr.CompareAndSwap(nil, err)
+					}
+				}
+			})
+		}
+		wg.Wait()
+		if err, _ := firstErr.Load().(error); err != nil {
+			b.Fatal(err)
+		}
+		return time.Since(start)
+	}
+
+	for iter := range b.N {
+		ns := fmt.Sprintf("bench-%d", iter)
+		if err := raw.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+			b.Fatal(err)
+		}
+		parallel(customers, func(i int) error {
+			return raw.Create(ctx, &crmv1alpha1.Customer{
+				ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("c-%04d", i), Labels: map[string]string{"bench": "yes"}},
+				Spec: crmv1alpha1.CustomerSpec{DisplayName: fmt.Sprintf("Customer %d", i), Email: fmt.Sprintf("c%d@example.com", i),
+					Lifecycle: crmv1alpha1.LifecycleActive, Contacts: []crmv1alpha1.Contact{{FirstName: "Ada", LastName: "Lovelace"}}},
+			})
+		})
+
+		// Baseline: one status write per Customer, shaped as the controller's.
+		list := &crmv1alpha1.CustomerList{}
+		if err := raw.List(ctx, list, client.InNamespace(ns)); err != nil {
+			b.Fatal(err)
+		}
+		rawTime := parallel(customers, func(i int) error {
+			c := list.Items[i].DeepCopy()
+			patch := client.MergeFrom(c.DeepCopy())
+			now := metav1.Now()
+			c.Status.ObservedGeneration = c.Generation
+			c.Status.Sinks = []crmv1alpha1.SinkSyncStatus{{Name: "baseline", SyncedGeneration: c.Generation, SinkGeneration: 1, LastSyncTime: &now}}
+			setCondition(&c.Status.Conditions, c.Generation, crmv1alpha1.ConditionSynced, metav1.ConditionTrue, crmv1alpha1.ReasonSynced, "baseline")
+			return raw.Status().Patch(ctx, c, patch)
+		})
+
+		// The operator, with a sink that acknowledges every delivery.
+		var delivered atomic.Int64
+		sinkServer := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			delivered.Add(1)
+			w.WriteHeader(http.StatusNoContent)
+		}))
+		mgrCtx, stop := context.WithCancel(ctx)
+		mgr, err := ctrl.NewManager(cfg, ctrl.Options{Scheme: sch, Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0",
+			Controller: config.Controller{SkipNameValidation: &skipNameValidation}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		secrets := secretcache.New(mgr.GetClient(), mgr.GetAPIReader())
+		dispatcher := NewDispatcher(&delivery.Client{}, DispatcherOptions{})
+		if err := (&CustomerReconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("bench"), Secrets: secrets,
+			Dispatcher: dispatcher, MaxConcurrentReconciles: workers}).SetupWithManager(mgr); err != nil {
+			b.Fatal(err)
+		}
+		if err := (&CustomerSinkReconciler{Client: mgr.GetClient(), Secrets: secrets, Dispatcher: dispatcher}).SetupWithManager(mgr); err != nil {
+			b.Fatal(err)
+		}
+		go func() { _ = mgr.Start(mgrCtx) }()
+
+		// Let the controller settle on the Customers (finalizers, NoSinks) first:
+		// what is measured is propagation to a new sink.
+		// Progress is read from the manager's cache: polling the API server for
+		// 2,000 objects would load the very server being measured.
+		cached := mgr.GetClient()
+		waitUntil(b, 5*time.Minute, func() bool {
+			return countCustomers(ctx, cached, ns, func(c *crmv1alpha1.Customer) bool {
+				s := meta.FindStatusCondition(c.Status.Conditions, crmv1alpha1.ConditionSynced)
+				return s != nil && s.Reason == crmv1alpha1.ReasonNoSinks
+			}) == customers
+		})
+
+		secret := "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+		if err := raw.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "sink"}, StringData: map[string]string{"secret": secret}}); err != nil {
+			b.Fatal(err)
+		}
+		start := time.Now()
+		if err := raw.Create(ctx, &crmv1alpha1.CustomerSink{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "sink"},
+			Spec: crmv1alpha1.CustomerSinkSpec{URL: sinkServer.URL, Format: crmv1alpha1.FormatStandardWebhooks,
+				SecretRef: &crmv1alpha1.SecretReference{Name: "sink"}},
+		}); err != nil {
+			b.Fatal(err)
+		}
+		waitUntil(b, 10*time.Minute, func() bool {
+			return countCustomers(ctx, cached, ns, func(c *crmv1alpha1.Customer) bool {
+				s := meta.FindStatusCondition(c.Status.Conditions, crmv1alpha1.ConditionSynced)
+				return s != nil && s.Status == metav1.ConditionTrue && s.Reason == crmv1alpha1.ReasonSynced &&
+					len(c.Status.Sinks) == 1 && c.Status.Sinks[0].SyncedGeneration == c.Generation
+			}) == customers
+		})
+		propTime := time.Since(start)
+		stop()
+		sinkServer.Close()
+
+		rawRate := customers / rawTime.Seconds()
+		propRate := customers / propTime.Seconds()
+		b.ReportMetric(propTime.Seconds(), "s-until-synced")
+		b.ReportMetric(propRate, "customers-synced/s")
+		b.ReportMetric(float64(delivered.Load())/propTime.Seconds(), "deliveries/s")
+		b.ReportMetric(rawRate, "raw-status-writes/s")
+		b.ReportMetric(propRate/rawRate, "ratio")
+		b.Logf("%d Customers, %d workers: all Synced in %.1fs (%.0f/s, %d deliveries); raw status writes %.1fs (%.0f/s); ratio %.2f",
+			customers, workers, propTime.Seconds(), propRate, delivered.Load(), rawTime.Seconds(), rawRate, propRate/rawRate)
+	}
+}
+
+// Each iteration starts a manager with the same controller names.
+var skipNameValidation = true
+
+func countCustomers(ctx context.Context, c client.Reader, ns string, ok func(*crmv1alpha1.Customer) bool) int {
+	list := &crmv1alpha1.CustomerList{}
+	if err := c.List(ctx, list, client.InNamespace(ns)); err != nil {
+		return -1
+	}
+	n := 0
+	for i := range list.Items {
+		if ok(&list.Items[i]) {
+			n++
+		}
+	}
+	return n
+}
+
+func waitUntil(b *testing.B, limit time.Duration, cond func() bool) {
+	b.Helper()
+	deadline := time.Now().Add(limit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			b.Fatalf("condition not reached within %s", limit)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
