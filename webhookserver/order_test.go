@@ -139,7 +139,7 @@ var _ = Describe("Order and idempotency", func() {
 				}
 			}
 
-			Expect(total.Applied + total.Duplicate + total.Stale).To(Equal(len(seq)), "trial %d: every event acknowledged once", trial)
+			Expect(total.Applied+total.Duplicate+total.Stale).To(Equal(len(seq)), "trial %d: every event acknowledged once", trial)
 			final := getCustomer(ns, crmv1alpha1.ProviderGETTRX, customerID)
 			if withDelete {
 				Expect(final.Spec.Lifecycle).To(Equal(crmv1alpha1.LifecycleDeleted), "trial %d", trial)
