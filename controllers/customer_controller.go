@@ -84,7 +84,7 @@ func (r *CustomerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 	}
 
 	if !c.DeletionTimestamp.IsZero() {
-		return r.finalize(ctx, c)
+		return r.finalize(ctx, c, false)
 	}
 	if !controllerutil.ContainsFinalizer(c, crmv1alpha1.CustomerFinalizer) {
 		patch := client.MergeFrom(c.DeepCopy())
@@ -140,6 +140,11 @@ func (r *CustomerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 	}
 
 	if err := r.writeStatus(ctx, c, status); err != nil {
+		if apierrors.IsConflict(err) {
+			// The cache was behind; the Dispatcher keeps what was delivered, so
+			// the retry on fresh data loses nothing.
+			return ctrl.Result{Requeue: true}, nil
+		}
 		return ctrl.Result{}, err
 	}
 	return ctrl.Result{RequeueAfter: requeue}, nil
@@ -155,15 +160,27 @@ const inlineDeliveryWait = time.Second
 // generation still needs, and sets Synced. It returns when to look again for
 // deliveries held back by their backoff.
 func (r *CustomerReconciler) deliver(ctx context.Context, c *crmv1alpha1.Customer, sinks []crmv1alpha1.CustomerSink, status *crmv1alpha1.CustomerStatus) (time.Duration, error) {
-	wait, started, err := r.deliverOnce(ctx, c, sinks, status)
-	if err != nil || len(started) == 0 || !await(started, inlineDeliveryWait) {
+	wait, started, waitable, err := r.deliverOnce(ctx, c, sinks, status)
+	if err != nil || len(started) == 0 {
 		return wait, err
 	}
-	wait, _, err = r.deliverOnce(ctx, c, sinks, status)
+	limit := inlineDeliveryWait
+	if !waitable {
+		// Waiting would not bring the Customer to Synced in this reconcile.
+		limit = 0
+	}
+	if !await(started, limit) {
+		return wait, nil
+	}
+	wait, started, _, err = r.deliverOnce(ctx, c, sinks, status)
+	if await(started, 0) {
+		// An outcome ended in our hands with no second look planned: look again.
+		wait = time.Millisecond
+	}
 	return wait, err
 }
 
-func (r *CustomerReconciler) deliverOnce(ctx context.Context, c *crmv1alpha1.Customer, sinks []crmv1alpha1.CustomerSink, status *crmv1alpha1.CustomerStatus) (time.Duration, []<-chan struct{}, error) {
+func (r *CustomerReconciler) deliverOnce(ctx context.Context, c *crmv1alpha1.Customer, sinks []crmv1alpha1.CustomerSink, status *crmv1alpha1.CustomerStatus) (time.Duration, []*pending, bool, error) {
 	key := types.NamespacedName{Namespace: c.Namespace, Name: c.Name}
 	previous := map[string]crmv1alpha1.SinkSyncStatus{}
 	for _, e := range status.Sinks {
@@ -174,7 +191,7 @@ func (r *CustomerReconciler) deliverOnce(ctx context.Context, c *crmv1alpha1.Cus
 	var entries []crmv1alpha1.SinkSyncStatus
 	var wait time.Duration
 	var synced, failing, notReady []string
-	var started []<-chan struct{}
+	var started []*pending
 	waitable := true
 	for i := range sinks {
 		sink := &sinks[i]
@@ -191,9 +208,14 @@ func (r *CustomerReconciler) deliverOnce(ctx context.Context, c *crmv1alpha1.Cus
 		if st.done != nil {
 			r.record(c, sink, &e, st.done)
 		}
+		if a := st.acked; a != nil && a.generation == c.Generation && a.sinkGeneration == sink.Generation &&
+			(e.SyncedGeneration != a.generation || e.SinkGeneration != a.sinkGeneration) {
+			r.record(c, sink, &e, a)
+		}
 		state, err := resolveSink(ctx, r.Secrets, r.Dispatcher, sink)
 		if err != nil {
-			return 0, nil, fmt.Errorf("resolving CustomerSink %s: %w", sink.Name, err)
+			await(started, 0)
+			return 0, nil, false, fmt.Errorf("resolving CustomerSink %s: %w", sink.Name, err)
 		}
 		switch {
 		case e.SyncedGeneration == c.Generation && e.SinkGeneration == sink.Generation:
@@ -209,8 +231,8 @@ func (r *CustomerReconciler) deliverOnce(ctx context.Context, c *crmv1alpha1.Cus
 			}
 			waitable = false
 		default:
-			if done := r.Dispatcher.Start(c, sink, state.target, deleted); done != nil {
-				started = append(started, done)
+			if p := r.Dispatcher.Start(c, sink, state.target, deleted); p != nil {
+				started = append(started, p)
 			} else {
 				waitable = false
 			}
@@ -241,11 +263,7 @@ func (r *CustomerReconciler) deliverOnce(ctx context.Context, c *crmv1alpha1.Cus
 	default:
 		r.unsynced(status, c.Generation, crmv1alpha1.ReasonDelivering, fmt.Sprintf("delivering generation %d: %d of %d sink(s) synced", c.Generation, len(synced), total))
 	}
-	if !waitable {
-		// Waiting would not bring the Customer to Synced in this reconcile.
-		started = nil
-	}
-	return wait, started, nil
+	return wait, started, waitable, nil
 }
 
 func (r *CustomerReconciler) synced(status *crmv1alpha1.CustomerStatus, gen int64, reason, msg string) {
@@ -272,6 +290,11 @@ func (r *CustomerReconciler) record(c *crmv1alpha1.Customer, sink *crmv1alpha1.C
 		e.ConsecutiveFailures = 0
 		return
 	}
+	if o.generation <= e.SyncedGeneration && o.sinkGeneration <= e.SinkGeneration {
+		// A repeat of what the sink already acknowledged (started from a stale
+		// read) failed: the sink is still in sync, nothing is failing.
+		return
+	}
 	e.LastError = truncate(o.result.Err.Error(), 512)
 	e.ConsecutiveFailures++
 	if e.ConsecutiveFailures == 1 || o.result.Gone {
@@ -284,7 +307,7 @@ func (r *CustomerReconciler) record(c *crmv1alpha1.Customer, sink *crmv1alpha1.C
 // lets it go. A sink that is deleted, or answered 410 Gone, is skipped; a failing
 // or suspended one is retried until DeleteGracePeriod after the delete, then
 // skipped with a Warning Event, so a dead sink never blocks a delete forever.
-func (r *CustomerReconciler) finalize(ctx context.Context, c *crmv1alpha1.Customer) (ctrl.Result, error) {
+func (r *CustomerReconciler) finalize(ctx context.Context, c *crmv1alpha1.Customer, second bool) (ctrl.Result, error) {
 	if !controllerutil.ContainsFinalizer(c, crmv1alpha1.CustomerFinalizer) {
 		return ctrl.Result{}, nil
 	}
@@ -307,6 +330,7 @@ func (r *CustomerReconciler) finalize(ctx context.Context, c *crmv1alpha1.Custom
 	status := c.Status.DeepCopy()
 	var remaining []crmv1alpha1.SinkSyncStatus
 	var wait time.Duration
+	var started []*pending
 	for _, e := range status.Sinks {
 		sink := byName[e.Name]
 		if e.SyncedGeneration == 0 || sink == nil || !sink.DeletionTimestamp.IsZero() {
@@ -314,11 +338,14 @@ func (r *CustomerReconciler) finalize(ctx context.Context, c *crmv1alpha1.Custom
 			continue
 		}
 		st := r.Dispatcher.Take(key, e.Name)
-		if st.done != nil && st.done.deleted {
-			if st.done.result.Err == nil {
-				continue
-			}
+		if st.done != nil && st.done.deleted && st.done.result.Err != nil {
 			r.record(c, sink, &e, st.done)
+		}
+		// The sink acknowledged a customer.deleted: for this delete, or for the
+		// tombstone that preceded it. Either way it knows.
+		if st.acked != nil && st.acked.deleted {
+			r.Dispatcher.Forget(key, e.Name)
+			continue
 		}
 		state, err := resolveSink(ctx, r.Secrets, r.Dispatcher, sink)
 		if err != nil {
@@ -340,11 +367,20 @@ func (r *CustomerReconciler) finalize(ctx context.Context, c *crmv1alpha1.Custom
 				wait = st.wait
 			}
 		default:
-			r.Dispatcher.Start(c, sink, state.target, true)
+			if p := r.Dispatcher.Start(c, sink, state.target, true); p != nil {
+				started = append(started, p)
+			}
 		}
 		remaining = append(remaining, e)
 	}
 
+	if len(started) > 0 && await(started, inlineDeliveryWait) {
+		if !second {
+			// The deletes ended: take their outcomes now rather than on the next reconcile.
+			return r.finalize(ctx, c, true)
+		}
+		wait = time.Millisecond
+	}
 	if len(remaining) == 0 {
 		patch := client.MergeFrom(c.DeepCopy())
 		controllerutil.RemoveFinalizer(c, crmv1alpha1.CustomerFinalizer)
@@ -356,6 +392,9 @@ func (r *CustomerReconciler) finalize(ctx context.Context, c *crmv1alpha1.Custom
 	status.Sinks = remaining
 	r.unsynced(status, c.Generation, crmv1alpha1.ReasonDelivering, fmt.Sprintf("delivering the delete to %d sink(s)", len(remaining)))
 	if err := r.writeStatus(ctx, c, status); err != nil {
+		if apierrors.IsConflict(err) {
+			return ctrl.Result{Requeue: true}, nil
+		}
 		return ctrl.Result{}, err
 	}
 	untilDeadline := deadline.Sub(r.now())
@@ -369,7 +408,12 @@ func (r *CustomerReconciler) writeStatus(ctx context.Context, c *crmv1alpha1.Cus
 	if equality.Semantic.DeepEqual(&c.Status, status) {
 		return nil
 	}
-	patch := client.MergeFrom(c.DeepCopy())
+	// The status was computed from the cached Customer, which may lag behind the
+	// last status write; a plain merge patch would then mix this write's
+	// conditions with that write's sinks (Synced False next to a synced sink).
+	// With the resourceVersion in the patch, a stale write conflicts and the
+	// reconcile is retried on fresh data.
+	patch := client.MergeFromWithOptions(c.DeepCopy(), client.MergeFromWithOptimisticLock{})
 	c.Status = *status
 	if err := r.Status().Patch(ctx, c, patch); err != nil {
 		if apierrors.IsNotFound(err) {
@@ -455,7 +499,7 @@ func truncate(s string, n int) string {
 func (r *CustomerReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	sinkToCustomers := handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
 		list := &crmv1alpha1.CustomerList{}
-		if err := mgr.GetClient().List(ctx, list, client.InNamespace(o.GetNamespace())); err != nil {
+		if err := mgr.GetClient().List(ctx, list, client.InNamespace(o.GetNamespace()), client.UnsafeDisableDeepCopy); err != nil {
 			log.FromContext(ctx).Error(err, "listing Customers for a CustomerSink change")
 			return nil
 		}

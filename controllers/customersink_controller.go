@@ -69,7 +69,8 @@ func (r *CustomerSinkReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	setReady(&status.Conditions, sink.Generation, state.ready, state.reason, state.message)
 
 	customers := &crmv1alpha1.CustomerList{}
-	if err := r.List(ctx, customers, client.InNamespace(sink.Namespace)); err != nil {
+	// Read-only, and every Customer of the namespace: no copies.
+	if err := r.List(ctx, customers, client.InNamespace(sink.Namespace), client.UnsafeDisableDeepCopy); err != nil {
 		return ctrl.Result{}, fmt.Errorf("listing Customers: %w", err)
 	}
 	var selected, synced int32

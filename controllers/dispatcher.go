@@ -19,6 +19,7 @@ package controllers
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"k8s.io/apimachinery/pkg/types"
@@ -46,6 +47,7 @@ type Dispatcher struct {
 	mu        sync.Mutex
 	inflight  map[deliveryKey]struct{}
 	outcomes  map[deliveryKey]outcome
+	acked     map[deliveryKey]outcome // the latest success, kept until Forget
 	notBefore map[deliveryKey]time.Time
 	slots     map[types.UID]chan struct{}
 	gone      map[types.UID]int64 // sink UID -> the generation that answered 410
@@ -95,6 +97,7 @@ func NewDispatcher(c *delivery.Client, opts DispatcherOptions) *Dispatcher {
 		now:         time.Now,
 		inflight:    map[deliveryKey]struct{}{},
 		outcomes:    map[deliveryKey]outcome{},
+		acked:       map[deliveryKey]outcome{},
 		notBefore:   map[deliveryKey]time.Time{},
 		slots:       map[types.UID]chan struct{}{},
 		gone:        map[types.UID]int64{},
@@ -106,6 +109,10 @@ func NewDispatcher(c *delivery.Client, opts DispatcherOptions) *Dispatcher {
 type dispatchState struct {
 	// done is a finished delivery not yet written to status.
 	done *outcome
+	// acked is the latest successful delivery. The reconciler reads Customers
+	// from the cache, which can lag behind its own last status write; acked
+	// keeps it from delivering again what the sink already acknowledged.
+	acked *outcome
 	// inflight is true while a delivery runs.
 	inflight bool
 	// wait is how long the backoff holds the next attempt.
@@ -123,6 +130,9 @@ func (d *Dispatcher) Take(customer types.NamespacedName, sink string) dispatchSt
 		st.done = &o
 		delete(d.outcomes, k)
 	}
+	if o, ok := d.acked[k]; ok {
+		st.acked = &o
+	}
 	_, st.inflight = d.inflight[k]
 	if nb, ok := d.notBefore[k]; ok {
 		if w := nb.Sub(d.now()); w > 0 {
@@ -135,19 +145,21 @@ func (d *Dispatcher) Take(customer types.NamespacedName, sink string) dispatchSt
 }
 
 // Start begins delivering ev to a sink in the background, unless a delivery of
-// the same Customer to the same sink is already in flight. The returned channel
-// is closed when the delivery's outcome can be taken; it is nil when the sink's
-// last delivery failed, so that nobody waits on a sink in trouble.
-func (d *Dispatcher) Start(c *crmv1alpha1.Customer, sink *crmv1alpha1.CustomerSink, target *delivery.Target, deleted bool) <-chan struct{} {
+// the same Customer to the same sink is already in flight. The reconciler may
+// wait on the returned handle for a short while and take the outcome itself;
+// otherwise the outcome enqueues the Customer. The handle is nil when nobody
+// should wait: a delivery was already in flight, or the sink's last delivery
+// failed.
+func (d *Dispatcher) Start(c *crmv1alpha1.Customer, sink *crmv1alpha1.CustomerSink, target *delivery.Target, deleted bool) *pending {
 	k := deliveryKey{types.NamespacedName{Namespace: c.Namespace, Name: c.Name}, sink.Name}
 	d.mu.Lock()
 	if _, busy := d.inflight[k]; busy {
 		d.mu.Unlock()
 		return nil
 	}
-	var done chan struct{}
+	var p *pending
 	if !d.failing[sink.UID] {
-		done = make(chan struct{})
+		p = &pending{done: make(chan struct{})}
 	}
 	d.inflight[k] = struct{}{}
 	slots, ok := d.slots[sink.UID]
@@ -174,6 +186,9 @@ func (d *Dispatcher) Start(c *crmv1alpha1.Customer, sink *crmv1alpha1.CustomerSi
 		switch {
 		case res.Err == nil:
 			deliveriesTotal.WithLabelValues(sinkLabel, deliverySuccess).Inc()
+			if prev, ok := d.acked[k]; !ok || prev.generation <= snapshot.Generation {
+				d.acked[k] = d.outcomes[k]
+			}
 			d.backoff.Forget(k)
 			delete(d.notBefore, k)
 		case res.Gone:
@@ -189,30 +204,58 @@ func (d *Dispatcher) Start(c *crmv1alpha1.Customer, sink *crmv1alpha1.CustomerSi
 		}
 		d.mu.Unlock()
 
-		if done != nil {
-			close(done)
+		// Whoever claims the outcome first decides: a waiting reconciler takes it
+		// itself, or, once it gave up, the Customer is enqueued to take it.
+		if p == nil || !p.claim.CompareAndSwap(claimOpen, claimDelivered) {
+			d.customers <- event.TypedGenericEvent[*crmv1alpha1.Customer]{Object: snapshot}
 		}
-		d.customers <- event.TypedGenericEvent[*crmv1alpha1.Customer]{Object: snapshot}
+		if p != nil {
+			close(p.done)
+		}
 		if res.Gone {
 			d.sinkChanged <- event.TypedGenericEvent[*crmv1alpha1.CustomerSink]{Object: sinkCopy}
 		}
 	}()
-	return done
+	return p
 }
 
-// await waits until every channel is closed, or the time runs out; it says
-// whether all were closed.
-func await(chans []<-chan struct{}, limit time.Duration) bool {
+// pending is a delivery a reconciler may wait for.
+type pending struct {
+	done  chan struct{}
+	claim atomic.Int32
+}
+
+const (
+	claimOpen int32 = iota
+	claimDelivered
+	claimAbandoned
+)
+
+// await waits for the deliveries, up to limit. It says whether any outcome is
+// now the caller's to take; the ones it stopped waiting for enqueue their
+// Customer when they end.
+func await(ps []*pending, limit time.Duration) bool {
 	timer := time.NewTimer(limit)
 	defer timer.Stop()
-	for _, ch := range chans {
-		select {
-		case <-ch:
-		case <-timer.C:
-			return false
+	any := false
+	expired := false
+	for _, p := range ps {
+		if !expired {
+			select {
+			case <-p.done:
+				any = true
+				continue
+			case <-timer.C:
+				expired = true
+			}
+		}
+		if !p.claim.CompareAndSwap(claimOpen, claimAbandoned) {
+			// It ended just now and counts on us.
+			<-p.done
+			any = true
 		}
 	}
-	return true
+	return any
 }
 
 // Gone says whether the sink's endpoint answered 410 Gone at its current
@@ -230,6 +273,7 @@ func (d *Dispatcher) Forget(customer types.NamespacedName, sink string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	delete(d.outcomes, k)
+	delete(d.acked, k)
 	delete(d.notBefore, k)
 	d.backoff.Forget(k)
 }
