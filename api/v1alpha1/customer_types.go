@@ -51,18 +51,18 @@ const (
 	ConditionReady  = "Ready"
 	ConditionSynced = "Synced"
 
-	ReasonValid             = "Valid"
-	ReasonInvalidSpec       = "InvalidSpec"
-	ReasonSecretNotFound    = "SecretNotFound"
-	ReasonSecretInvalid     = "SecretInvalid"
-	ReasonSuspended         = "Suspended"
-	ReasonSynced            = "Synced"
-	ReasonNoSinks           = "NoSinks"
-	ReasonDelivering        = "Delivering"
-	ReasonDeliveryFailed    = "DeliveryFailed"
-	ReasonSinkNotReady      = "SinkNotReady"
-	ReasonEndpointGone      = "EndpointGone"
-	ReasonTombstone         = "Tombstone"
+	ReasonValid          = "Valid"
+	ReasonInvalidSpec    = "InvalidSpec"
+	ReasonSecretNotFound = "SecretNotFound"
+	ReasonSecretInvalid  = "SecretInvalid"
+	ReasonSuspended      = "Suspended"
+	ReasonSynced         = "Synced"
+	ReasonNoSinks        = "NoSinks"
+	ReasonDelivering     = "Delivering"
+	ReasonDeliveryFailed = "DeliveryFailed"
+	ReasonSinkNotReady   = "SinkNotReady"
+	ReasonEndpointGone   = "EndpointGone"
+	ReasonTombstone      = "Tombstone"
 )
 
 // Provider names a payment or commerce provider that sends customer webhooks.
@@ -100,7 +100,7 @@ const (
 )
 
 // CustomerSpec is one customer record, as its provider (or a person) last described it.
-// +kubebuilder:validation:XValidation:rule="!has(self.provider) || (has(self.externalID) && self.externalID != '')",message="externalID is required when provider is set"
+// +kubebuilder:validation:XValidation:rule="!has(self.provider) || (has(self.externalID) && self.externalID != ”)",message="externalID is required when provider is set"
 type CustomerSpec struct {
 	// Provider the customer came from. Empty for Customers written by hand or from Git.
 	// +optional
