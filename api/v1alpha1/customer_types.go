@@ -100,7 +100,7 @@ const (
 )
 
 // CustomerSpec is one customer record, as its provider (or a person) last described it.
-// +kubebuilder:validation:XValidation:rule="!has(self.provider) || (has(self.externalID) && size(self.externalID) > 0)",message="externalID is required when provider is set"
+// +kubebuilder:validation:XValidation:rule="!has(self.provider) || (has(self.externalID) && size(self.externalID) > 0)",message="externalID is required when provider is set",fieldPath=".externalID"
 type CustomerSpec struct {
 	// Provider the customer came from. Empty for Customers written by hand or from Git.
 	// +optional

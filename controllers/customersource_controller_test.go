@@ -1,0 +1,144 @@
+/*
+Copyright 2026 The customer-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controllers
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
+	kstatus "sigs.k8s.io/cli-utils/pkg/kstatus/status"
+
+	crmv1alpha1 "github.com/customer-operator/customer-operator/api/v1alpha1"
+)
+
+// phasioKey returns a Phasio webhook secret as Phasio shows it: URL-safe base64
+// of an n-byte key (Phasio's are 32 bytes, AES-256).
+func phasioKey(n int) string {
+	GinkgoHelper()
+	b := make([]byte, n)
+	_, err := rand.Read(b)
+	Expect(err).NotTo(HaveOccurred())
+	return base64.URLEncoding.EncodeToString(b)
+}
+
+var _ = Describe("CustomerSource controller", func() {
+	var ns string
+	BeforeEach(func() { ns = newNamespace() })
+
+	newSource := func(name string, provider crmv1alpha1.Provider, secretName string) *crmv1alpha1.CustomerSource {
+		GinkgoHelper()
+		src := &crmv1alpha1.CustomerSource{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+			Spec: crmv1alpha1.CustomerSourceSpec{
+				Provider:  provider,
+				SecretRef: crmv1alpha1.SecretReference{Name: secretName},
+			},
+		}
+		Expect(k8sClient.Create(ctx, src)).To(Succeed())
+		return src
+	}
+	getSource := func(g Gomega, name string) *crmv1alpha1.CustomerSource {
+		src := &crmv1alpha1.CustomerSource{}
+		g.Expect(k8sClient.Get(ctx, key(ns, name), src)).To(Succeed())
+		return src
+	}
+	expectReady := func(name string, status metav1.ConditionStatus, reason string, inMessage ...string) {
+		GinkgoHelper()
+		Eventually(func(g Gomega) {
+			src := getSource(g, name)
+			g.Expect(src.Status.ObservedGeneration).To(Equal(src.Generation))
+			ready := expectCondition(g, src.Status.Conditions, src.Generation, crmv1alpha1.ConditionReady, status, reason)
+			for _, s := range inMessage {
+				g.Expect(ready.Message).To(ContainSubstring(s))
+			}
+		}).Should(Succeed())
+	}
+
+	It("is Ready with a valid Secret and publishes its webhook path", func() {
+		createSecret(ns, "phasio-creds", map[string]string{"secret": phasioKey(32)})
+		newSource("phasio", crmv1alpha1.ProviderPhasio, "phasio-creds")
+		expectReady("phasio", metav1.ConditionTrue, crmv1alpha1.ReasonValid)
+		Eventually(func(g Gomega) {
+			src := getSource(g, "phasio")
+			g.Expect(src.Status.WebhookPath).To(Equal("/hooks/" + ns + "/phasio"))
+			g.Expect(src.Spec.TimestampTolerance).NotTo(BeNil(), "timestampTolerance is defaulted")
+			g.Expect(src.Spec.TimestampTolerance.Duration.String()).To(Equal("5m0s"))
+			g.Expect(kstatusOf(g, "CustomerSource", ns, "phasio")).To(Equal(kstatus.CurrentStatus))
+		}).Should(Succeed())
+
+		createSecret(ns, "gettrx-creds", map[string]string{"secret": "gettrx-signing-secret"})
+		newSource("gettrx", crmv1alpha1.ProviderGETTRX, "gettrx-creds")
+		expectReady("gettrx", metav1.ConditionTrue, crmv1alpha1.ReasonValid)
+	})
+
+	It("is SecretNotFound without its Secret, and Ready once the Secret is created, without a restart", func() {
+		newSource("waiting", crmv1alpha1.ProviderPhasio, "later")
+		expectReady("waiting", metav1.ConditionFalse, crmv1alpha1.ReasonSecretNotFound, "later")
+		Eventually(func(g Gomega) {
+			g.Expect(getSource(g, "waiting").Status.WebhookPath).To(Equal("/hooks/" + ns + "/waiting"))
+		}).Should(Succeed())
+
+		createSecret(ns, "later", map[string]string{"secret": phasioKey(32)})
+		expectReady("waiting", metav1.ConditionTrue, crmv1alpha1.ReasonValid)
+	})
+
+	It("is SecretInvalid when the Phasio key is not 32 bytes, and Ready once the Secret is fixed", func() {
+		createSecret(ns, "short", map[string]string{"secret": phasioKey(16)})
+		newSource("short-key", crmv1alpha1.ProviderPhasio, "short")
+		expectReady("short-key", metav1.ConditionFalse, crmv1alpha1.ReasonSecretInvalid, `"short"`, "32")
+		Eventually(func(g Gomega) {
+			g.Expect(kstatusOf(g, "CustomerSource", ns, "short-key")).To(Equal(kstatus.FailedStatus))
+		}).Should(Succeed())
+
+		Expect(retry.RetryOnConflict(retry.DefaultRetry, func() error {
+			s := &corev1.Secret{}
+			if err := k8sClient.Get(ctx, key(ns, "short"), s); err != nil {
+				return err
+			}
+			s.Data = map[string][]byte{"secret": []byte(phasioKey(32))}
+			return k8sClient.Update(ctx, s)
+		})).To(Succeed())
+		expectReady("short-key", metav1.ConditionTrue, crmv1alpha1.ReasonValid)
+	})
+
+	It("is not Ready while suspended, and Ready again when resumed", func() {
+		createSecret(ns, "creds", map[string]string{"secret": phasioKey(32)})
+		newSource("pausable", crmv1alpha1.ProviderPhasio, "creds")
+		expectReady("pausable", metav1.ConditionTrue, crmv1alpha1.ReasonValid)
+
+		setSuspend := func(v bool) {
+			GinkgoHelper()
+			Expect(retry.RetryOnConflict(retry.DefaultRetry, func() error {
+				src := &crmv1alpha1.CustomerSource{}
+				if err := k8sClient.Get(ctx, key(ns, "pausable"), src); err != nil {
+					return err
+				}
+				src.Spec.Suspend = v
+				return k8sClient.Update(ctx, src)
+			})).To(Succeed())
+		}
+		setSuspend(true)
+		expectReady("pausable", metav1.ConditionFalse, crmv1alpha1.ReasonSuspended)
+		setSuspend(false)
+		expectReady("pausable", metav1.ConditionTrue, crmv1alpha1.ReasonValid)
+	})
+})

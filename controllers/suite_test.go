@@ -1,0 +1,289 @@
+/*
+Copyright 2026 The customer-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controllers
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/util/retry"
+	kstatus "sigs.k8s.io/cli-utils/pkg/kstatus/status"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	crmv1alpha1 "github.com/customer-operator/customer-operator/api/v1alpha1"
+	"github.com/customer-operator/customer-operator/controllers/delivery"
+	"github.com/customer-operator/customer-operator/internal/secretcache"
+)
+
+// Timing of the suite: deliveries back off from testBaseDelay to testMaxDelay, so
+// retries take a fraction of a second, and a delete waits at most testDeleteGrace
+// for a failing sink.
+const (
+	testBaseDelay   = 50 * time.Millisecond
+	testMaxDelay    = 2 * time.Second
+	testDeleteGrace = 20 * time.Second
+
+	eventuallyTimeout = 45 * time.Second
+	pollInterval      = 100 * time.Millisecond
+)
+
+var (
+	cfg       *rest.Config
+	k8sClient client.Client // uncached: reads what a user of the API server sees
+	testEnv   *envtest.Environment
+	ctx       context.Context
+	cancel    context.CancelFunc
+	mgrDone   chan struct{}
+	dlvClient *delivery.Client
+	scheme    = runtime.NewScheme()
+)
+
+func TestControllers(t *testing.T) {
+	RegisterFailHandler(Fail)
+	RunSpecs(t, "Controllers Suite")
+}
+
+var _ = BeforeSuite(func() {
+	logf.SetLogger(zap.New(zap.WriteTo(GinkgoWriter), zap.UseDevMode(true)))
+	SetDefaultEventuallyTimeout(eventuallyTimeout)
+	SetDefaultEventuallyPollingInterval(pollInterval)
+	SetDefaultConsistentlyPollingInterval(pollInterval)
+
+	ctx, cancel = context.WithCancel(context.TODO())
+
+	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
+	utilruntime.Must(crmv1alpha1.AddToScheme(scheme))
+
+	testEnv = &envtest.Environment{
+		CRDDirectoryPaths:     []string{filepath.Join("..", "config", "crd", "bases")},
+		ErrorIfCRDPathMissing: true,
+	}
+	// `go test` without KUBEBUILDER_ASSETS uses the control plane that
+	// `make controlplane` builds into bin/k8s.
+	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
+		if dir := filepath.Join("..", "bin", "k8s"); dirExists(dir) {
+			testEnv.BinaryAssetsDirectory = dir
+		}
+	}
+
+	var err error
+	cfg, err = testEnv.Start()
+	Expect(err).NotTo(HaveOccurred())
+	Expect(cfg).NotTo(BeNil())
+
+	k8sClient, err = client.New(cfg, client.Options{Scheme: scheme})
+	Expect(err).NotTo(HaveOccurred())
+
+	// The manager is wired as main.go wires it in controllers mode, with quick
+	// backoffs so that retries fit in a test.
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                 scheme,
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0",
+	})
+	Expect(err).NotTo(HaveOccurred())
+	secrets := secretcache.New(mgr.GetClient(), mgr.GetAPIReader())
+	dlvClient = &delivery.Client{}
+	dispatcher := NewDispatcher(dlvClient, DispatcherOptions{
+		PerSinkConcurrency: 16,
+		BaseDelay:          testBaseDelay,
+		MaxDelay:           testMaxDelay,
+	})
+	Expect((&CustomerReconciler{
+		Client:                  mgr.GetClient(),
+		Recorder:                mgr.GetEventRecorder("customer-controller"),
+		Secrets:                 secrets,
+		Dispatcher:              dispatcher,
+		DeleteGracePeriod:       testDeleteGrace,
+		MaxConcurrentReconciles: 8,
+	}).SetupWithManager(mgr)).To(Succeed())
+	Expect((&CustomerSourceReconciler{Client: mgr.GetClient(), Secrets: secrets}).SetupWithManager(mgr)).To(Succeed())
+	Expect((&CustomerSinkReconciler{
+		Client:        mgr.GetClient(),
+		Secrets:       secrets,
+		Dispatcher:    dispatcher,
+		CountInterval: 200 * time.Millisecond,
+	}).SetupWithManager(mgr)).To(Succeed())
+
+	mgrDone = make(chan struct{})
+	go func() {
+		defer GinkgoRecover()
+		defer close(mgrDone)
+		Expect(mgr.Start(ctx)).To(Succeed())
+	}()
+})
+
+var _ = AfterSuite(func() {
+	if cancel != nil {
+		cancel()
+	}
+	if mgrDone != nil {
+		Eventually(mgrDone).WithTimeout(30 * time.Second).Should(BeClosed())
+	}
+	if dlvClient != nil {
+		dlvClient.CloseIdleConnections()
+	}
+	if testEnv != nil {
+		Expect(testEnv.Stop()).To(Succeed())
+	}
+})
+
+func dirExists(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && fi.IsDir()
+}
+
+// newNamespace creates a namespace with a generated name, so every test is a tenant
+// of its own. CustomerSinks left in it are deleted after the test, so nothing keeps
+// delivering to a receiver the test has closed.
+func newNamespace() string {
+	GinkgoHelper()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "crm-test-"}}
+	Expect(k8sClient.Create(ctx, ns)).To(Succeed())
+	DeferCleanup(func() {
+		// DeleteAllOf is not served for every resource everywhere; delete one by one.
+		sinks := &crmv1alpha1.CustomerSinkList{}
+		if err := k8sClient.List(context.Background(), sinks, client.InNamespace(ns.Name)); err == nil {
+			for i := range sinks.Items {
+				_ = k8sClient.Delete(context.Background(), &sinks.Items[i])
+			}
+		}
+	})
+	return ns.Name
+}
+
+// newWebhookSecret returns a fresh Standard Webhooks secret: whsec_ and 32 random
+// bytes in base64.
+func newWebhookSecret() string {
+	GinkgoHelper()
+	b := make([]byte, 32)
+	_, err := rand.Read(b)
+	Expect(err).NotTo(HaveOccurred())
+	return "whsec_" + base64.StdEncoding.EncodeToString(b)
+}
+
+func createSecret(ns, name string, data map[string]string) *corev1.Secret {
+	GinkgoHelper()
+	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, StringData: data}
+	Expect(k8sClient.Create(ctx, s)).To(Succeed())
+	return s
+}
+
+func key(ns, name string) client.ObjectKey { return client.ObjectKey{Namespace: ns, Name: name} }
+
+// getCustomer reads a Customer from the API server.
+func getCustomer(g Gomega, ns, name string) *crmv1alpha1.Customer {
+	c := &crmv1alpha1.Customer{}
+	g.Expect(k8sClient.Get(ctx, key(ns, name), c)).To(Succeed())
+	return c
+}
+
+func getSink(g Gomega, ns, name string) *crmv1alpha1.CustomerSink {
+	s := &crmv1alpha1.CustomerSink{}
+	g.Expect(k8sClient.Get(ctx, key(ns, name), s)).To(Succeed())
+	return s
+}
+
+// condition returns a condition of a status, or fails the assertion.
+func condition(g Gomega, conds []metav1.Condition, typ string) metav1.Condition {
+	c := meta.FindStatusCondition(conds, typ)
+	g.Expect(c).NotTo(BeNil(), "condition %s is not set; conditions: %+v", typ, conds)
+	return *c
+}
+
+// expectCondition asserts a condition's status and reason, and that it describes
+// the object's current generation.
+func expectCondition(g Gomega, conds []metav1.Condition, generation int64, typ string, status metav1.ConditionStatus, reason string) metav1.Condition {
+	c := condition(g, conds, typ)
+	g.Expect(c.Status).To(Equal(status), "condition %s: %+v", typ, c)
+	g.Expect(c.Reason).To(Equal(reason), "condition %s: %+v", typ, c)
+	g.Expect(c.ObservedGeneration).To(Equal(generation), "condition %s: %+v", typ, c)
+	return c
+}
+
+// kstatusOf computes the kstatus (as Argo CD, Flux and kpt do) of an object, as
+// fetched from the API server.
+func kstatusOf(g Gomega, kind, ns, name string) kstatus.Status {
+	u := &unstructured.Unstructured{}
+	u.SetGroupVersionKind(crmv1alpha1.GroupVersion.WithKind(kind))
+	g.Expect(k8sClient.Get(ctx, key(ns, name), u)).To(Succeed())
+	res, err := kstatus.Compute(u)
+	g.Expect(err).NotTo(HaveOccurred())
+	return res.Status
+}
+
+// updateCustomer changes a Customer as a user would, retrying on conflicts with
+// the controller's own writes, and returns it as written.
+func updateCustomer(ns, name string, change func(*crmv1alpha1.Customer)) *crmv1alpha1.Customer {
+	GinkgoHelper()
+	c := &crmv1alpha1.Customer{}
+	Expect(retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		if err := k8sClient.Get(ctx, key(ns, name), c); err != nil {
+			return err
+		}
+		change(c)
+		return k8sClient.Update(ctx, c)
+	})).To(Succeed())
+	return c
+}
+
+func updateSink(ns, name string, change func(*crmv1alpha1.CustomerSink)) *crmv1alpha1.CustomerSink {
+	GinkgoHelper()
+	s := &crmv1alpha1.CustomerSink{}
+	Expect(retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		if err := k8sClient.Get(ctx, key(ns, name), s); err != nil {
+			return err
+		}
+		change(s)
+		return k8sClient.Update(ctx, s)
+	})).To(Succeed())
+	return s
+}
+
+// expectGone waits until an object no longer exists in the API server.
+func expectGone(obj client.Object, timeout time.Duration) {
+	GinkgoHelper()
+	Eventually(func() bool {
+		err := k8sClient.Get(ctx, client.ObjectKeyFromObject(obj), obj)
+		return apierrors.IsNotFound(err)
+	}).WithTimeout(timeout).Should(BeTrue(), "%s still exists", client.ObjectKeyFromObject(obj))
+}
+
+func newCustomer(ns, name string, spec crmv1alpha1.CustomerSpec) *crmv1alpha1.Customer {
+	return &crmv1alpha1.Customer{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Spec: spec}
+}
