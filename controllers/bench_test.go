@@ -22,7 +22,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -43,6 +42,7 @@ import (
 
 	crmv1alpha1 "github.com/customer-operator/customer-operator/api/v1alpha1"
 	"github.com/customer-operator/customer-operator/controllers/delivery"
+	"github.com/customer-operator/customer-operator/internal/benchutil"
 	"github.com/customer-operator/customer-operator/internal/secretcache"
 )
 
@@ -78,28 +78,11 @@ func BenchmarkPropagation(b *testing.B) {
 	defer cancel()
 
 	parallel := func(n int, job func(i int) error) time.Duration {
-		var next atomic.Int64
-		var wg sync.WaitGroup
-		var firstErr atomic.Value
-		start := time.Now()
-		for range workers {
-			wg.Go(func() {
-				for {
-					i := int(next.Add(1)) - 1
-					if i >= n {
-						return
-					}
-					if err := job(i); err != nil {
-						firstErr.CompareAndSwap(nil, err)
-					}
-				}
-			})
-		}
-		wg.Wait()
-		if err, _ := firstErr.Load().(error); err != nil {
+		d, err := benchutil.Parallel(n, workers, job)
+		if err != nil {
 			b.Fatal(err)
 		}
-		return time.Since(start)
+		return d
 	}
 
 	for iter := range b.N {

@@ -23,8 +23,6 @@ import (
 	"net/http"
 	"path/filepath"
 	"slices"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -40,6 +38,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	crmv1alpha1 "github.com/customer-operator/customer-operator/api/v1alpha1"
+	"github.com/customer-operator/customer-operator/internal/benchutil"
 	"github.com/customer-operator/customer-operator/internal/secretcache"
 	"github.com/customer-operator/customer-operator/webhookserver/providers"
 	"github.com/customer-operator/customer-operator/webhookserver/providers/gettrx"
@@ -137,28 +136,11 @@ func BenchmarkIngestThroughput(b *testing.B) {
 
 	// run spreads n jobs over the senders and returns jobs per second.
 	run := func(n int, job func(i int) error) float64 {
-		var next atomic.Int64
-		var wg sync.WaitGroup
-		var firstErr atomic.Value
-		start := time.Now()
-		for range senders {
-			wg.Go(func() {
-				for {
-					i := int(next.Add(1)) - 1
-					if i >= n {
-						return
-					}
-					if err := job(i); err != nil {
-						firstErr.CompareAndSwap(nil, err)
-					}
-				}
-			})
-		}
-		wg.Wait()
-		if err, _ := firstErr.Load().(error); err != nil {
+		d, err := benchutil.Parallel(n, senders, job)
+		if err != nil {
 			b.Fatal(err)
 		}
-		return float64(n) / time.Since(start).Seconds()
+		return float64(n) / d.Seconds()
 	}
 
 	round := 0
