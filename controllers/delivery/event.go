@@ -18,6 +18,8 @@ package delivery
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -147,6 +149,31 @@ func projectSpec(spec *crmv1alpha1.CustomerSpec, fields []crmv1alpha1.CustomerFi
 		}
 	}
 	return out
+}
+
+// ProjectionHash digests what a sink with these fields (nil: all) receives of a
+// Customer's upsert, less what changes with every generation (generation, uid,
+// times): its labels and its projected spec. Two generations with the same hash
+// look the same to that sink, so the engine may skip delivering the newer one and
+// count the sink as in sync with it. Deletes must never be skipped.
+func ProjectionHash(c *crmv1alpha1.Customer, fields []crmv1alpha1.CustomerField) string {
+	spec := &c.Spec
+	if fields != nil {
+		spec = projectSpec(spec, fields)
+	}
+	// json.Marshal sorts map keys and CustomerSpec has a fixed field order, so
+	// equal content always encodes, and hashes, the same.
+	b, err := json.Marshal(struct {
+		Labels map[string]string         `json:"labels,omitempty"`
+		Spec   *crmv1alpha1.CustomerSpec `json:"spec"`
+	}{c.Labels, spec})
+	if err != nil {
+		// A CustomerSpec always encodes; should that ever change, no two
+		// generations compare equal, and nothing is skipped.
+		return "unhashable:" + string(c.UID) + "." + strconv.FormatInt(c.Generation, 10)
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
 }
 
 type standardWebhooksBody struct {

@@ -137,3 +137,30 @@ func TestFieldsEnumMatchesCustomerSpec(t *testing.T) {
 		t.Errorf("spec.fields enum %v, CustomerSpec fields %v", enum, fields)
 	}
 }
+
+func TestProjectionHash(t *testing.T) {
+	marketing := []crmv1alpha1.CustomerField{"displayName", "email"}
+	base := testCustomer()
+	h := ProjectionHash(base, marketing)
+	if h != ProjectionHash(testCustomer(), marketing) {
+		t.Fatal("the same Customer hashes differently")
+	}
+	for name, tc := range map[string]struct {
+		change  func(*crmv1alpha1.Customer)
+		fields  []crmv1alpha1.CustomerField
+		changes bool
+	}{
+		"a field the sink does not get": {func(c *crmv1alpha1.Customer) { c.Spec.Phone = "+43 1 234" }, marketing, false},
+		"the generation alone":          {func(c *crmv1alpha1.Customer) { c.Generation++ }, marketing, false},
+		"a field the sink gets":         {func(c *crmv1alpha1.Customer) { c.Spec.Email = "new@smith.example" }, marketing, true},
+		"an identity field":             {func(c *crmv1alpha1.Customer) { c.Spec.Lifecycle = crmv1alpha1.LifecycleDeleted }, marketing, true},
+		"a label":                       {func(c *crmv1alpha1.Customer) { c.Labels["tier"] = "silver" }, marketing, true},
+		"any field, without fields":     {func(c *crmv1alpha1.Customer) { c.Spec.Phone = "+43 1 234" }, nil, true},
+	} {
+		c := testCustomer()
+		tc.change(c)
+		if changed := ProjectionHash(c, tc.fields) != ProjectionHash(base, tc.fields); changed != tc.changes {
+			t.Errorf("%s: hash changed = %v, want %v", name, changed, tc.changes)
+		}
+	}
+}
