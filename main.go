@@ -23,6 +23,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"k8s.io/apimachinery/pkg/runtime"
@@ -56,6 +57,7 @@ func main() {
 		workers, perSink             int
 		deleteGrace                  time.Duration
 	)
+	var sinkAllowCIDRs, sinkDenyCIDRs string
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "Address of the Prometheus metrics endpoint; 0 disables it.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address of the /healthz and /readyz probes.")
 	flag.BoolVar(&leaderElect, "leader-elect", false, "Elect a leader among the replicas running controllers (the webhook server runs on every replica).")
@@ -68,6 +70,9 @@ func main() {
 	flag.IntVar(&workers, "max-concurrent-reconciles", 8, "Customer reconcile workers.")
 	flag.IntVar(&perSink, "sink-concurrency", 16, "Deliveries in flight to one CustomerSink at most.")
 	flag.DurationVar(&deleteGrace, "delete-grace-period", controllers.DefaultDeleteGracePeriod, "How long a Customer's delete is retried at a failing sink before the Customer is let go.")
+	flag.StringVar(&sinkDenyCIDRs, "sink-deny-cidrs", strings.Join(delivery.DefaultDenyCIDRs, ","),
+		"Comma-separated CIDRs deliveries may not connect to, checked on the resolved address at connect time; empty denies nothing.")
+	flag.StringVar(&sinkAllowCIDRs, "sink-allow-cidrs", "", "Comma-separated CIDRs deliveries may connect to even when --sink-deny-cidrs holds them.")
 	zapOpts := zap.Options{Development: false}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -77,6 +82,12 @@ func main() {
 	runControllers, runWebhook := mode == "all" || mode == "controllers", mode == "all" || mode == "webhook"
 	if !runControllers && !runWebhook {
 		fmt.Fprintf(os.Stderr, "--mode must be all, controllers or webhook, not %q\n", mode)
+		os.Exit(2)
+	}
+
+	addressPolicy, err := sinkAddressPolicy(sinkAllowCIDRs, sinkDenyCIDRs)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
 	}
 
@@ -97,7 +108,7 @@ func main() {
 	secrets := secretcache.New(mgr.GetClient(), mgr.GetAPIReader())
 
 	if runControllers {
-		dispatcher := controllers.NewDispatcher(&delivery.Client{}, controllers.DispatcherOptions{PerSinkConcurrency: perSink})
+		dispatcher := controllers.NewDispatcher(&delivery.Client{Policy: addressPolicy, Log: ctrl.Log.WithName("delivery")}, controllers.DispatcherOptions{PerSinkConcurrency: perSink})
 		if err := (&controllers.CustomerReconciler{
 			Client:                  mgr.GetClient(),
 			Recorder:                mgr.GetEventRecorder("customer-controller"),
@@ -113,7 +124,7 @@ func main() {
 			log.Error(err, "unable to set up the CustomerSource controller")
 			os.Exit(1)
 		}
-		if err := (&controllers.CustomerSinkReconciler{Client: mgr.GetClient(), Secrets: secrets, Dispatcher: dispatcher}).SetupWithManager(mgr); err != nil {
+		if err := (&controllers.CustomerSinkReconciler{Client: mgr.GetClient(), Secrets: secrets, Dispatcher: dispatcher, AddressPolicy: addressPolicy}).SetupWithManager(mgr); err != nil {
 			log.Error(err, "unable to set up the CustomerSink controller")
 			os.Exit(1)
 		}
@@ -139,4 +150,17 @@ func main() {
 		log.Error(err, "manager stopped with an error")
 		os.Exit(1)
 	}
+}
+
+// sinkAddressPolicy reads --sink-allow-cidrs and --sink-deny-cidrs.
+func sinkAddressPolicy(allow, deny string) (delivery.AddressPolicy, error) {
+	var p delivery.AddressPolicy
+	var err error
+	if p.Allow, err = delivery.ParseCIDRs(allow); err != nil {
+		return p, fmt.Errorf("--sink-allow-cidrs: %w", err)
+	}
+	if p.Deny, err = delivery.ParseCIDRs(deny); err != nil {
+		return p, fmt.Errorf("--sink-deny-cidrs: %w", err)
+	}
+	return p, nil
 }

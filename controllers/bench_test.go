@@ -127,12 +127,12 @@ func BenchmarkPropagation(b *testing.B) {
 			b.Fatal(err)
 		}
 		secrets := secretcache.New(mgr.GetClient(), mgr.GetAPIReader())
-		dispatcher := NewDispatcher(&delivery.Client{}, DispatcherOptions{})
+		dispatcher := NewDispatcher(&delivery.Client{Policy: testAddressPolicy}, DispatcherOptions{})
 		if err := (&CustomerReconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("bench"), Secrets: secrets,
 			Dispatcher: dispatcher, MaxConcurrentReconciles: workers}).SetupWithManager(mgr); err != nil {
 			b.Fatal(err)
 		}
-		if err := (&CustomerSinkReconciler{Client: mgr.GetClient(), Secrets: secrets, Dispatcher: dispatcher}).SetupWithManager(mgr); err != nil {
+		if err := (&CustomerSinkReconciler{Client: mgr.GetClient(), Secrets: secrets, Dispatcher: dispatcher, AddressPolicy: testAddressPolicy}).SetupWithManager(mgr); err != nil {
 			b.Fatal(err)
 		}
 		go func() { _ = mgr.Start(mgrCtx) }()

@@ -32,6 +32,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	crmv1alpha1 "github.com/customer-operator/customer-operator/api/v1alpha1"
+	"github.com/customer-operator/customer-operator/controllers/delivery"
 	"github.com/customer-operator/customer-operator/internal/secretcache"
 )
 
@@ -44,6 +45,8 @@ type CustomerSinkReconciler struct {
 	// CountInterval bounds how often a sink's counts are refreshed while its
 	// Customers change; counts are for people, not worth a write per delivery.
 	CountInterval time.Duration
+	// AddressPolicy is the delivery client's: a sink it refuses is not Ready.
+	AddressPolicy delivery.AddressPolicy
 }
 
 // +kubebuilder:rbac:groups=crm.customer-operator.io,resources=customersinks,verbs=get;list;watch
@@ -66,6 +69,7 @@ func (r *CustomerSinkReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	if err != nil {
 		return ctrl.Result{}, err
 	}
+	state = checkSinkAddress(ctx, r.AddressPolicy, sink, state)
 	setReady(&status.Conditions, sink.Generation, state.ready, state.reason, state.message)
 
 	customers := &crmv1alpha1.CustomerList{}

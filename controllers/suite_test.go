@@ -20,6 +20,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"testing"
@@ -61,6 +62,11 @@ const (
 	eventuallyTimeout = 45 * time.Second
 	pollInterval      = 100 * time.Millisecond
 )
+
+// testAddressPolicy is the suite's sink address policy: the default deny list,
+// with loopback IPv4 allowed as `make dev` allows it, since the test receivers
+// listen on 127.0.0.1. ::1 stays refused, for the test of the policy itself.
+var testAddressPolicy = delivery.AddressPolicy{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}
 
 var (
 	cfg       *rest.Config
@@ -118,7 +124,7 @@ var _ = BeforeSuite(func() {
 	})
 	Expect(err).NotTo(HaveOccurred())
 	secrets := secretcache.New(mgr.GetClient(), mgr.GetAPIReader())
-	dlvClient = &delivery.Client{}
+	dlvClient = &delivery.Client{Policy: testAddressPolicy, Log: ctrl.Log.WithName("delivery")}
 	dispatcher := NewDispatcher(dlvClient, DispatcherOptions{
 		PerSinkConcurrency: 16,
 		BaseDelay:          testBaseDelay,
@@ -138,6 +144,7 @@ var _ = BeforeSuite(func() {
 		Secrets:       secrets,
 		Dispatcher:    dispatcher,
 		CountInterval: 200 * time.Millisecond,
+		AddressPolicy: testAddressPolicy,
 	}).SetupWithManager(mgr)).To(Succeed())
 
 	mgrDone = make(chan struct{})

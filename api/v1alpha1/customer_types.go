@@ -65,6 +65,11 @@ const (
 	ReasonTombstone      = "Tombstone"
 )
 
+// ReasonAddressNotAllowed: the sink's URL resolves to an address the operator's
+// --sink-deny-cidrs refuses (and --sink-allow-cidrs does not allow); nothing is
+// sent to it.
+const ReasonAddressNotAllowed = "AddressNotAllowed"
+
 // Provider names a payment or commerce provider that sends customer webhooks.
 // +kubebuilder:validation:Enum=phasio;smarterpay;gettrx;payway
 type Provider string

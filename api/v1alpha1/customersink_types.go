@@ -70,7 +70,23 @@ type CustomerSinkSpec struct {
 	// Suspend stops deliveries to this sink; they resume, from the current state, when it is unset.
 	// +optional
 	Suspend bool `json:"suspend,omitempty"`
+
+	// Fields, when set, limits the Customer spec fields the sink receives in
+	// data.spec to these (JSON names, e.g. [displayName, email, addresses]); when
+	// absent, the sink receives all of them. provider, externalID and lifecycle are
+	// always sent: they say which customer a delivery is about and whether it is
+	// still alive (a tombstone has lifecycle Deleted). Metadata (name, namespace,
+	// uid, generation, labels) is always sent.
+	// +listType=set
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=16
+	// +optional
+	Fields []CustomerField `json:"fields,omitempty"`
 }
+
+// CustomerField is the JSON name of a field of CustomerSpec.
+// +kubebuilder:validation:Enum=provider;externalID;displayName;companyName;email;phone;taxID;taxExempt;approved;language;lifecycle;contacts;addresses;providerCreatedAt;providerUpdatedAt;attributes
+type CustomerField string
 
 // CustomerSinkStatus is what the operator observed of a CustomerSink.
 type CustomerSinkStatus struct {

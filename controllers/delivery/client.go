@@ -30,8 +30,11 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 	"unicode/utf8"
+
+	"github.com/go-logr/logr"
 
 	crmv1alpha1 "github.com/customer-operator/customer-operator/api/v1alpha1"
 )
@@ -42,7 +45,7 @@ const (
 	// be reused; the bound keeps a misbehaving sink from streaming at us forever.
 	maxDrain = 64 << 10
 	// maxErrorBody bounds the part of an error answer quoted in Result.Err, which
-	// ends up in Customer status and Events.
+	// goes to the debug log (never to status or Events).
 	maxErrorBody = 120
 	// maxCachedClients bounds the transport cache: each distinct CA bundle has
 	// its own, and bundles change over time.
@@ -65,7 +68,10 @@ type Result struct {
 	// Gone is true on 410: the sink says the endpoint will never accept again.
 	Gone bool
 	// Err is nil only when the sink answered 2xx. Its message is short, meant
-	// for status and Events, and free of secrets.
+	// for status and Events, and free of secrets and of anything the sink sent:
+	// an answer is an *HTTPError (status code, reason phrase, Retry-After); a
+	// refused address an *AddressNotAllowedError; anything else is named by its
+	// class (timeout, connection refused, a TLS failure, ...).
 	Err error
 	// Duration is how long the attempt took.
 	Duration time.Duration
@@ -76,6 +82,13 @@ type Result struct {
 type Client struct {
 	// UserAgent overrides DefaultUserAgent.
 	UserAgent string
+	// Policy says which addresses deliveries may connect to; the zero value
+	// denies DefaultDenyCIDRs. It must not change once the Client is in use.
+	Policy AddressPolicy
+	// Log receives what must not reach status: the start of a sink's error
+	// answer and the full transport error, at V(1). A logger in the context of
+	// Deliver takes precedence.
+	Log logr.Logger
 
 	mu      sync.Mutex
 	clients map[string]*cachedClient
@@ -98,7 +111,7 @@ func (c *Client) Deliver(ctx context.Context, t *Target, ev Event) Result {
 
 func (c *Client) deliver(ctx context.Context, t *Target, ev Event) Result {
 	where := "POST " + displayURL(t.URL)
-	body, contentType, err := encode(t.Format, ev)
+	body, contentType, err := encode(t.Format, t.Fields, ev)
 	if err != nil {
 		return Result{Err: fmt.Errorf("%s: %w", where, err)}
 	}
@@ -151,15 +164,7 @@ func (c *Client) deliver(ctx context.Context, t *Target, ev Event) Result {
 
 	resp, err := hc.Do(req)
 	if err != nil {
-		var uerr *url.Error
-		if errors.As(err, &uerr) {
-			// url.Error repeats the full URL; ours is redacted.
-			err = uerr.Err
-		}
-		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil {
-			return Result{Err: fmt.Errorf("%s: %w (timeout %s)", where, err, timeout)}
-		}
-		return Result{Err: fmt.Errorf("%s: %w", where, err)}
+		return Result{Err: fmt.Errorf("%s: %w", where, c.transportError(ctx, err, timeout))}
 	}
 	defer resp.Body.Close()
 
@@ -170,27 +175,118 @@ func (c *Client) deliver(ctx context.Context, t *Target, ev Event) Result {
 	}
 	answer, _ := io.ReadAll(io.LimitReader(resp.Body, maxDrain))
 
-	status := strconv.Itoa(resp.StatusCode) + " " + http.StatusText(resp.StatusCode)
+	// The message names the status by our own table, never by the sink's reason
+	// phrase or body: whoever may create a sink may read its status, and a sink
+	// pointed at an internal service would otherwise read that service's answers.
+	status := "HTTP " + strconv.Itoa(resp.StatusCode)
+	if text := http.StatusText(resp.StatusCode); text != "" {
+		status += " " + text
+	}
 	switch code := resp.StatusCode; {
-	case code >= 300 && code < 400:
-		// Following would send a signed customer record wherever the sink points;
-		// the sink's URL is the only place it may go.
-		res.Err = fmt.Errorf("%s: %s (redirects are not followed)", where, strings.TrimSpace(status))
-		return res
 	case code == http.StatusGone:
 		res.Gone = true
 	case code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable:
 		res.RetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
 	}
-	msg := where + ": " + strings.TrimSpace(status)
-	if s := errorSnippet(answer, resp.Header.Get("Content-Type"), t); s != "" {
-		msg += ": " + s
-	}
+	c.logger(ctx).V(1).Info("sink refused a delivery", "url", displayURL(t.URL), "status", resp.StatusCode,
+		"answer", errorSnippet(answer, resp.Header.Get("Content-Type"), t))
+	msg := where + ": " + status
 	if res.RetryAfter > 0 {
-		msg += " (retry after " + res.RetryAfter.String() + ")"
+		// In seconds, as the header says it (RetryAfter is whole seconds).
+		msg += ", Retry-After " + strconv.FormatInt(int64(res.RetryAfter/time.Second), 10) + "s"
 	}
-	res.Err = errors.New(msg)
+	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
+		// Following would send a signed customer record wherever the sink points;
+		// the sink's URL is the only place it may go.
+		msg += " (redirects are not followed)"
+	}
+	res.Err = &HTTPError{StatusCode: resp.StatusCode, RetryAfter: res.RetryAfter, msg: msg}
 	return res
+}
+
+// HTTPError is a sink's answer other than 2xx. Its message carries the status
+// code, its standard reason phrase and any Retry-After; never the answer's body.
+type HTTPError struct {
+	StatusCode int
+	RetryAfter time.Duration
+	msg        string
+}
+
+func (e *HTTPError) Error() string { return e.msg }
+
+// transportError describes a failure to get an answer by its class only. The
+// errors of net/http, crypto/tls and x509 quote what the far end sent (a
+// malformed status line, certificate names, an alert's text): those go to the
+// debug log, not to status and Events. The returned error still wraps what code
+// may test with errors.Is and errors.As (context errors, *AddressNotAllowedError).
+func (c *Client) transportError(ctx context.Context, err error, timeout time.Duration) error {
+	c.logger(ctx).V(1).Info("delivery failed before an answer", "error", err.Error())
+	var (
+		notAllowed *AddressNotAllowedError
+		dnsErr     *net.DNSError
+		hostErr    x509.HostnameError
+		authErr    x509.UnknownAuthorityError
+		invalidErr x509.CertificateInvalidError
+		verifyErr  *tls.CertificateVerificationError
+		alertErr   tls.AlertError
+		recordErr  tls.RecordHeaderError
+		netErr     net.Error
+		opErr      *net.OpError
+	)
+	switch {
+	case errors.As(err, &notAllowed):
+		return notAllowed
+	case errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil:
+		return classified{fmt.Sprintf("timeout after %s", timeout), context.DeadlineExceeded}
+	case errors.Is(err, context.Canceled):
+		return classified{"canceled", context.Canceled}
+	case errors.As(err, &dnsErr):
+		if dnsErr.IsNotFound {
+			return classified{"DNS: no such host", nil}
+		}
+		return classified{"DNS lookup failed", nil}
+	case errors.As(err, &hostErr):
+		return classified{"TLS: the certificate is not valid for this host", nil}
+	case errors.As(err, &authErr):
+		return classified{"TLS: the certificate is signed by an unknown authority (is ca.crt set?)", nil}
+	case errors.As(err, &invalidErr):
+		if invalidErr.Reason == x509.Expired {
+			return classified{"TLS: the certificate has expired or is not yet valid", nil}
+		}
+		return classified{"TLS: the certificate is invalid", nil}
+	case errors.As(err, &verifyErr):
+		return classified{"TLS: the certificate does not verify", nil}
+	case errors.As(err, &alertErr), errors.As(err, &opErr) && opErr.Op == "remote error":
+		return classified{"TLS: the sink refused the handshake", nil}
+	case errors.As(err, &recordErr), strings.Contains(err.Error(), "server gave HTTP response to HTTPS client"):
+		// net/http replaces the RecordHeaderError with that text of its own.
+		return classified{"TLS: the sink did not answer in TLS", nil}
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return classified{"connection refused", nil}
+	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return classified{"connection closed by the sink before it answered", nil}
+	case errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH):
+		return classified{"host unreachable", nil}
+	case errors.As(err, &netErr) && netErr.Timeout():
+		return classified{"network timeout", nil}
+	}
+	return classified{"request failed (details in the debug log)", nil}
+}
+
+// classified is a transport error reduced to its class.
+type classified struct {
+	msg   string
+	cause error
+}
+
+func (e classified) Error() string { return e.msg }
+func (e classified) Unwrap() error { return e.cause }
+
+func (c *Client) logger(ctx context.Context) logr.Logger {
+	if l, err := logr.FromContext(ctx); err == nil {
+		return l
+	}
+	return c.Log
 }
 
 // CloseIdleConnections closes the idle connections of every cached transport,
@@ -214,7 +310,7 @@ func (c *Client) httpClient(ca []byte) (*http.Client, error) {
 		e.lastUse = c.clock
 		return e.hc, nil
 	}
-	hc, err := newHTTPClient(ca)
+	hc, err := newHTTPClient(ca, c.Policy)
 	if err != nil {
 		return nil, err
 	}
@@ -237,7 +333,7 @@ func (c *Client) httpClient(ca []byte) (*http.Client, error) {
 	return hc, nil
 }
 
-func newHTTPClient(ca []byte) (*http.Client, error) {
+func newHTTPClient(ca []byte, policy AddressPolicy) (*http.Client, error) {
 	tlsConfig := &tls.Config{MinVersion: tls.VersionTLS12}
 	if len(ca) > 0 {
 		// A private CA is added to the system roots, not put in their place, so a
@@ -252,8 +348,8 @@ func newHTTPClient(ca []byte) (*http.Client, error) {
 		tlsConfig.RootCAs = pool
 	}
 	transport := &http.Transport{
-		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		Proxy:                 proxyWithPolicy(policy),
+		DialContext:           policy.dialContext(&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}),
 		TLSClientConfig:       tlsConfig,
 		ForceAttemptHTTP2:     true,
 		MaxIdleConns:          100,
@@ -264,10 +360,29 @@ func newHTTPClient(ca []byte) (*http.Client, error) {
 	}
 	return &http.Client{
 		Transport: transport,
+		// Redirects are refused, not followed: a sink's URL is the only place its
+		// deliveries go (and a 3xx is a failed delivery).
 		CheckRedirect: func(*http.Request, []*http.Request) error {
 			return http.ErrUseLastResponse
 		},
 	}, nil
+}
+
+// proxyWithPolicy uses the environment's proxy (HTTPS_PROXY, NO_PROXY, ...).
+// Through a proxy the connection checked at connect time is the proxy's, so the
+// sink's host is checked here, on the addresses it resolves to; the proxy resolves
+// it again on its own, so there an egress policy of the proxy's is the last word.
+func proxyWithPolicy(policy AddressPolicy) func(*http.Request) (*url.URL, error) {
+	return func(req *http.Request) (*url.URL, error) {
+		proxy, err := http.ProxyFromEnvironment(req)
+		if err != nil || proxy == nil {
+			return proxy, err
+		}
+		if err := policy.checkHost(req.Context(), net.DefaultResolver, req.URL.Hostname()); err != nil {
+			return nil, err
+		}
+		return proxy, nil
+	}
 }
 
 // displayURL is the URL as error messages show it: without user info, query
@@ -302,9 +417,10 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 	return min(max(d, 0), MaxRetryAfter)
 }
 
-// errorSnippet quotes the start of an error answer, since receivers often say
-// there why they refused ("invalid signature"). HTML pages are skipped as noise,
-// and so is any answer that echoes one of our header values back.
+// errorSnippet quotes the start of an error answer for the debug log, since
+// receivers often say there why they refused ("invalid signature"). HTML pages
+// are skipped as noise, and so is any answer that echoes one of our header
+// values back.
 func errorSnippet(body []byte, contentType string, t *Target) string {
 	if len(body) == 0 || strings.Contains(strings.ToLower(contentType), "html") {
 		return ""

@@ -24,4 +24,10 @@ limitations under the License.
 // each sink stands (status.sinks[]) and survive a restart. Result says enough for
 // it to decide: whether the sink took the event, asked to be left alone for a
 // while (RetryAfter) or is gone for good (Gone).
+//
+// The Client's AddressPolicy decides where deliveries may connect, on the address
+// actually dialled, so DNS rebinding cannot get past it; a refusal is an
+// *AddressNotAllowedError. Result.Err never quotes what a sink sent (its body,
+// reason phrase or anything a TLS or HTTP parsing error would echo): callers put
+// it in status and Events, which whoever may create a sink may read.
 package delivery

@@ -18,10 +18,14 @@ package delivery
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"strconv"
+	"strings"
 	"time"
 
 	"k8s.io/apimachinery/pkg/types"
@@ -89,9 +93,13 @@ type customerMeta struct {
 	Labels     map[string]string `json:"labels,omitempty"`
 }
 
-func newCustomerData(c *crmv1alpha1.Customer) customerData {
+func newCustomerData(c *crmv1alpha1.Customer, fields []crmv1alpha1.CustomerField) customerData {
 	// apiVersion and kind are set here because typed clients return objects with
 	// an empty TypeMeta.
+	spec := &c.Spec
+	if fields != nil {
+		spec = projectSpec(spec, fields)
+	}
 	return customerData{
 		APIVersion: crmv1alpha1.GroupVersion.String(),
 		Kind:       "Customer",
@@ -102,8 +110,70 @@ func newCustomerData(c *crmv1alpha1.Customer) customerData {
 			Generation: c.Generation,
 			Labels:     c.Labels,
 		},
-		Spec: &c.Spec,
+		Spec: spec,
 	}
+}
+
+// IdentityFields are sent to every sink whatever its spec.fields: they say which
+// customer a delivery is about, and whether it is still alive (a tombstone's
+// lifecycle is Deleted), without which a receiver cannot apply any change.
+var IdentityFields = []crmv1alpha1.CustomerField{"provider", "externalID", "lifecycle"}
+
+// specFieldIndex maps the JSON name of each CustomerSpec field to its index, so
+// that a field added to the type can be selected without a change here.
+var specFieldIndex = func() map[crmv1alpha1.CustomerField]int {
+	t := reflect.TypeFor[crmv1alpha1.CustomerSpec]()
+	m := make(map[crmv1alpha1.CustomerField]int, t.NumField())
+	for i := range t.NumField() {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+		if name != "" && name != "-" {
+			m[crmv1alpha1.CustomerField(name)] = i
+		}
+	}
+	return m
+}()
+
+// projectSpec returns a copy of spec holding only the named fields and the
+// IdentityFields. Every CustomerSpec field is omitempty, so the ones left out
+// do not appear in the JSON at all (not even as null). Unknown names are
+// ignored here; TargetFromSink refuses them.
+func projectSpec(spec *crmv1alpha1.CustomerSpec, fields []crmv1alpha1.CustomerField) *crmv1alpha1.CustomerSpec {
+	out := &crmv1alpha1.CustomerSpec{}
+	src, dst := reflect.ValueOf(spec).Elem(), reflect.ValueOf(out).Elem()
+	for _, list := range [][]crmv1alpha1.CustomerField{IdentityFields, fields} {
+		for _, f := range list {
+			if i, ok := specFieldIndex[f]; ok {
+				// A shallow copy: the event is only encoded, never changed.
+				dst.Field(i).Set(src.Field(i))
+			}
+		}
+	}
+	return out
+}
+
+// ProjectionHash digests what a sink with these fields (nil: all) receives of a
+// Customer's upsert, less what changes with every generation (generation, uid,
+// times): its labels and its projected spec. Two generations with the same hash
+// look the same to that sink, so the engine may skip delivering the newer one and
+// count the sink as in sync with it. Deletes must never be skipped.
+func ProjectionHash(c *crmv1alpha1.Customer, fields []crmv1alpha1.CustomerField) string {
+	spec := &c.Spec
+	if fields != nil {
+		spec = projectSpec(spec, fields)
+	}
+	// json.Marshal sorts map keys and CustomerSpec has a fixed field order, so
+	// equal content always encodes, and hashes, the same.
+	b, err := json.Marshal(struct {
+		Labels map[string]string         `json:"labels,omitempty"`
+		Spec   *crmv1alpha1.CustomerSpec `json:"spec"`
+	}{c.Labels, spec})
+	if err != nil {
+		// A CustomerSpec always encodes; should that ever change, no two
+		// generations compare equal, and nothing is skipped.
+		return "unhashable:" + string(c.UID) + "." + strconv.FormatInt(c.Generation, 10)
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
 }
 
 type standardWebhooksBody struct {
@@ -140,7 +210,8 @@ func cloudEventsSource(namespace string) string {
 }
 
 // encode renders ev in format; an empty format is the CRD default, standard-webhooks.
-func encode(format crmv1alpha1.SinkFormat, ev Event) (body []byte, contentType string, err error) {
+// fields, when not nil, projects the Customer's spec (see projectSpec).
+func encode(format crmv1alpha1.SinkFormat, fields []crmv1alpha1.CustomerField, ev Event) (body []byte, contentType string, err error) {
 	if ev.Customer == nil {
 		return nil, "", errors.New("event has no Customer")
 	}
@@ -151,7 +222,7 @@ func encode(format crmv1alpha1.SinkFormat, ev Event) (body []byte, contentType s
 	var v any
 	switch format {
 	case crmv1alpha1.FormatStandardWebhooks, "":
-		v, contentType = standardWebhooksBody{Type: ev.Type, Timestamp: ts, Data: newCustomerData(ev.Customer)}, ContentTypeJSON
+		v, contentType = standardWebhooksBody{Type: ev.Type, Timestamp: ts, Data: newCustomerData(ev.Customer, fields)}, ContentTypeJSON
 	case crmv1alpha1.FormatCloudEvents:
 		v, contentType = cloudEvent{
 			SpecVersion:     "1.0",
@@ -161,7 +232,7 @@ func encode(format crmv1alpha1.SinkFormat, ev Event) (body []byte, contentType s
 			Subject:         ev.Customer.Name,
 			Time:            ts,
 			DataContentType: ContentTypeJSON,
-			Data:            newCustomerData(ev.Customer),
+			Data:            newCustomerData(ev.Customer, fields),
 		}, ContentTypeCloudEvents
 	default:
 		return nil, "", fmt.Errorf("unknown sink format %q", format)

@@ -24,6 +24,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -66,6 +67,9 @@ type Target struct {
 	Timeout time.Duration
 	// CA is an optional PEM bundle trusted in addition to the system roots.
 	CA []byte
+	// Fields, when not nil, are the Customer spec fields the sink receives (with
+	// IdentityFields); nil sends the whole spec.
+	Fields []crmv1alpha1.CustomerField
 }
 
 // configError carries a message for people (kubectl describe) and a sentinel for
@@ -114,6 +118,14 @@ func TargetFromSink(sink *crmv1alpha1.CustomerSink, secretData map[string][]byte
 		if spec.Timeout.Duration > 0 {
 			t.Timeout = spec.Timeout.Duration
 		}
+	}
+	if spec.Fields != nil {
+		for _, f := range spec.Fields {
+			if _, ok := specFieldIndex[f]; !ok {
+				return nil, specError("fields", "%q is not a field of a Customer's spec", f)
+			}
+		}
+		t.Fields = slices.Clone(spec.Fields)
 	}
 	if spec.SecretRef == nil {
 		if t.Format == crmv1alpha1.FormatStandardWebhooks {
