@@ -329,6 +329,8 @@ func TestEnvelopeAndDecryptRejections(t *testing.T) {
 		{"signed broken envelope", []byte(`{"payload":`), sign([]byte(secretA), `{"payload":`), 400, providers.ReasonMalformed, ""},
 		{"envelope without payload", []byte(`{"other":1}`), sign([]byte(secretA), `{"other":1}`), 400, providers.ReasonMissingField, "payload"},
 		{"E not base64", quoted("!!!"), sign([]byte(secretA), "!!!"), 400, providers.ReasonMalformed, ""},
+		{"empty body, signed", []byte(" \n"), sign([]byte(secretA), ""), 400, providers.ReasonMalformed, ""},
+		{"empty body, unsigned", nil, sign([]byte(secretA), "x"), 401, providers.ReasonUnauthorized, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := phasio.New().Parse(request(tc.body, tc.sig, secret))
