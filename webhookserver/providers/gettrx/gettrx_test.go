@@ -21,7 +21,6 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"net/http"
 	"strconv"
 	"testing"
@@ -246,35 +245,6 @@ func TestPrepareWireFormat(t *testing.T) {
 	}
 }
 
-func BenchmarkParse(b *testing.B) {
-	p := gettrx.New()
-	for _, fx := range suite(b).Fixtures[:3] {
-		b.Run(fx.Name, func(b *testing.B) {
-			body, h, err := p.Prepare(fx.Plaintext, secret, now)
-			if err != nil {
-				b.Fatal(err)
-			}
-			req := &providers.Request{Header: h, Body: body, Secret: secret, Now: now, Tolerance: 5 * time.Minute}
-			b.ReportAllocs()
-			for b.Loop() {
-				if _, err := p.Parse(req); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
-	}
-}
+func BenchmarkParse(b *testing.B) { providertest.BenchParse(b, suite(b)) }
 
-func BenchmarkUnmarshalBaseline(b *testing.B) {
-	for _, fx := range suite(b).Fixtures[:3] {
-		b.Run(fx.Name, func(b *testing.B) {
-			b.ReportAllocs()
-			for b.Loop() {
-				var m map[string]any
-				if err := json.Unmarshal(fx.Plaintext, &m); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
-	}
-}
+func BenchmarkUnmarshalBaseline(b *testing.B) { providertest.BenchUnmarshalBaseline(b, suite(b)) }

@@ -111,7 +111,7 @@ func suite(tb testing.TB) providertest.Suite {
 			{Name: "token", Old: providertest.SecretData("token", oldToken), New: tokenSecret},
 		},
 		Fixtures: []providertest.Fixture{
-			{Name: "webhook", Plaintext: withSecrets(tb), Want: []providers.Event{{
+			{Name: "account-changed-webhook", Plaintext: withSecrets(tb), Want: []providers.Event{{
 				ID:   "payway:account_changed:6058a32309c04c0221d7a9c0:2021-03-22T14:01:07.737Z",
 				Type: "account_changed", Action: providers.ActionUpsert,
 				Time: time.Date(2021, 3, 22, 14, 1, 7, 737e6, time.UTC),
@@ -133,7 +133,7 @@ func suite(tb testing.TB) providertest.Suite {
 					Attributes:        map[string]string{"organisation_id": "organisation"},
 				},
 			}}},
-			{Name: "ssi", Plaintext: providertest.Testdata(tb, ssiFixture+".json"), Want: []providers.Event{{
+			{Name: "account-changed-ssi", Plaintext: providertest.Testdata(tb, ssiFixture+".json"), Want: []providers.Event{{
 				ID:   "payway:account_changed:6058a29509c04c011084899c:2021-03-22T13:58:45+00:00",
 				Type: "account_changed", Action: providers.ActionUpsert,
 				Time: time.Date(2021, 3, 22, 13, 58, 45, 0, time.UTC),
@@ -326,36 +326,6 @@ func TestPrepareWireFormat(t *testing.T) {
 	}
 }
 
-func BenchmarkParse(b *testing.B) {
-	p := payway.New()
-	for _, name := range []string{webhookFixture, ssiFixture} {
-		b.Run(name, func(b *testing.B) {
-			body, h, err := p.Prepare(providertest.Testdata(b, name+".json"), basicSecret, time.Now())
-			if err != nil {
-				b.Fatal(err)
-			}
-			req := &providers.Request{Header: h, Body: body, Secret: basicSecret}
-			b.ReportAllocs()
-			for b.Loop() {
-				if _, err := p.Parse(req); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
-	}
-}
+func BenchmarkParse(b *testing.B) { providertest.BenchParse(b, suite(b)) }
 
-func BenchmarkUnmarshalBaseline(b *testing.B) {
-	for _, name := range []string{webhookFixture, ssiFixture} {
-		b.Run(name, func(b *testing.B) {
-			plain := providertest.Testdata(b, name+".json")
-			b.ReportAllocs()
-			for b.Loop() {
-				var m map[string]any
-				if err := json.Unmarshal(plain, &m); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
-	}
-}
+func BenchmarkUnmarshalBaseline(b *testing.B) { providertest.BenchUnmarshalBaseline(b, suite(b)) }

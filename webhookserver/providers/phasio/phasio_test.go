@@ -339,28 +339,6 @@ func TestEnvelopeAndDecryptRejections(t *testing.T) {
 	}
 }
 
-func BenchmarkParse(b *testing.B) {
-	p := phasio.New()
-	body, h, err := p.Prepare(providertest.Testdata(b, fixture), secret, time.Now())
-	if err != nil {
-		b.Fatal(err)
-	}
-	req := &providers.Request{Header: h, Body: body, Secret: secret}
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := p.Parse(req); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
+func BenchmarkParse(b *testing.B) { providertest.BenchParse(b, suite(b)) }
 
-func BenchmarkUnmarshalBaseline(b *testing.B) {
-	plain := providertest.Testdata(b, fixture)
-	b.ReportAllocs()
-	for b.Loop() {
-		var m map[string]any
-		if err := json.Unmarshal(plain, &m); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
+func BenchmarkUnmarshalBaseline(b *testing.B) { providertest.BenchUnmarshalBaseline(b, suite(b)) }

@@ -751,3 +751,42 @@ func Fuzz(f *testing.F, s Suite) {
 		}
 	})
 }
+
+// BenchParse benchmarks Parse on each fixture with customer events, signed as the
+// Simulator sends it: verification, decryption and decoding included.
+func BenchParse(b *testing.B, s Suite) {
+	sim := s.simulator(b)
+	for _, fx := range s.Fixtures {
+		if len(fx.Want) == 0 {
+			continue
+		}
+		b.Run(fx.Name, func(b *testing.B) {
+			req := Signed(b, sim, fx.Plaintext, s.Secret, s.now())
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := s.Provider.Parse(req); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchUnmarshalBaseline is BenchParse's baseline: a bare json.Unmarshal of the
+// same plaintexts into map[string]any.
+func BenchUnmarshalBaseline(b *testing.B, s Suite) {
+	for _, fx := range s.Fixtures {
+		if len(fx.Want) == 0 {
+			continue
+		}
+		b.Run(fx.Name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				var m map[string]any
+				if err := json.Unmarshal(fx.Plaintext, &m); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -21,7 +21,6 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"testing"
 	"time"
 
@@ -251,28 +250,13 @@ func TestPrepareWireFormat(t *testing.T) {
 	}
 }
 
-func BenchmarkParse(b *testing.B) {
-	p := smarterpay.New()
-	body, h, err := p.Prepare(providertest.Testdata(b, fixture), keySecret, time.Now())
-	if err != nil {
-		b.Fatal(err)
-	}
-	req := &providers.Request{Header: h, Body: body, Secret: keySecret}
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := p.Parse(req); err != nil {
-			b.Fatal(err)
-		}
-	}
+// The benchmarks verify the Webhook Key alone, the common configuration.
+func benchSuite(b *testing.B) providertest.Suite {
+	s := suite(b)
+	s.Secret = keySecret
+	return s
 }
 
-func BenchmarkUnmarshalBaseline(b *testing.B) {
-	plain := providertest.Testdata(b, fixture)
-	b.ReportAllocs()
-	for b.Loop() {
-		var m map[string]any
-		if err := json.Unmarshal(plain, &m); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
+func BenchmarkParse(b *testing.B) { providertest.BenchParse(b, benchSuite(b)) }
+
+func BenchmarkUnmarshalBaseline(b *testing.B) { providertest.BenchUnmarshalBaseline(b, benchSuite(b)) }
