@@ -342,6 +342,9 @@ func Run(t *testing.T, s Suite) {
 	t.Run("Fixtures", s.testFixtures)
 	t.Run("Duplicates", s.testDuplicates)
 	t.Run("Unauthenticated", s.testUnauthenticated)
+	if _, ok := s.Provider.(headerAuthenticator); ok {
+		t.Run("HeaderAuthenticator", s.testHeaderAuthenticator)
+	}
 	t.Run("Timestamp", s.testTimestamp)
 	t.Run("Malformed", s.testMalformed)
 	t.Run("Rotation", s.testRotation)
@@ -416,21 +419,17 @@ func credentialHeaders(h http.Header) []string {
 	return out
 }
 
-// testUnauthenticated: missing, wrong or garbled credentials, a Secret without any,
-// and (for signed bodies) a body changed after signing are all the provider's
-// unauthorized answer, whose message holds no secret.
-func (s *Suite) testUnauthenticated(t *testing.T) {
+type namedRequest struct {
+	name string
+	req  *providers.Request
+}
+
+// forged are requests without valid credentials: missing, wrong or garbled ones,
+// a Secret without any, and (for signed bodies) a body changed after signing.
+func (s *Suite) forged(t *testing.T) []namedRequest {
+	t.Helper()
 	sim := s.simulator(t)
 	plain := s.first().Plaintext
-	unauthorized := s.unauthorized()
-	expect := func(t *testing.T, req *providers.Request) {
-		t.Helper()
-		res, err := s.Provider.Parse(req)
-		if err == nil {
-			t.Fatalf("Parse accepted the request: %d events", len(res.Events))
-		}
-		ExpectError(t, err, unauthorized, s.secrets()...)
-	}
 	good := Signed(t, sim, plain, s.Secret, s.now())
 	creds := credentialHeaders(good.Header)
 	if len(creds) == 0 {
@@ -444,47 +443,103 @@ func (s *Suite) testUnauthenticated(t *testing.T) {
 		}
 		return &r
 	}
-	t.Run("no credentials", func(t *testing.T) { expect(t, without(creds...)) })
+	out := []namedRequest{{"no credentials", without(creds...)}}
 	for _, h := range creds {
-		t.Run("without "+h, func(t *testing.T) { expect(t, without(h)) })
-		t.Run("garbled "+h, func(t *testing.T) {
-			r := without()
-			r.Header.Set(h, "garbled")
-			expect(t, r)
+		garbled := without()
+		garbled.Header.Set(h, "garbled")
+		out = append(out, namedRequest{"without " + h, without(h)}, namedRequest{"garbled " + h, garbled})
+	}
+	wrong := Signed(t, sim, plain, s.WrongSecret, s.now())
+	wrong.Secret = s.Secret
+	out = append(out, namedRequest{"wrong secret", wrong})
+	for name, data := range map[string]map[string][]byte{"nil secret": nil, "empty secret": {}} {
+		r := without()
+		r.Secret = data
+		out = append(out, namedRequest{name, r})
+	}
+	if !s.SignsBody {
+		return out
+	}
+	changed := without()
+	changed.Body = bytes.Clone(good.Body)
+	if i := len(changed.Body) / 2; changed.Body[i] == 'A' {
+		changed.Body[i] = 'B'
+	} else {
+		changed.Body[i] = 'A'
+	}
+	other := without()
+	other.Header = Signed(t, sim, []byte(`{"other":true}`), s.Secret, s.now()).Header
+	return append(out, namedRequest{"body changed after signing", changed}, namedRequest{"credentials of another body", other})
+}
+
+// testUnauthenticated: every forged request is the provider's unauthorized
+// answer, whose message holds no secret.
+func (s *Suite) testUnauthenticated(t *testing.T) {
+	for _, f := range s.forged(t) {
+		t.Run(f.name, func(t *testing.T) {
+			res, err := s.Provider.Parse(f.req)
+			if err == nil {
+				t.Fatalf("Parse accepted the request: %d events", len(res.Events))
+			}
+			ExpectError(t, err, s.unauthorized(), s.secrets()...)
 		})
 	}
-	t.Run("wrong secret", func(t *testing.T) {
-		r := Signed(t, sim, plain, s.WrongSecret, s.now())
-		r.Secret = s.Secret
-		expect(t, r)
-	})
-	t.Run("secret without credentials", func(t *testing.T) {
-		for _, data := range []map[string][]byte{nil, {}} {
-			r := without()
-			r.Secret = data
-			expect(t, r)
-		}
-	})
-	if !s.SignsBody {
-		return
+}
+
+// headerAuthenticator is the optional check of header credentials before the body
+// is read (providers.HeaderAuthenticator), spelled out so the suite holds any
+// provider that implements it.
+type headerAuthenticator interface {
+	AuthenticateHeader(header http.Header, secret map[string][]byte) (complete bool, err *providers.Error)
+}
+
+// testHeaderAuthenticator: a provider that checks header credentials before the
+// body is read agrees with its own Parse. It never refuses a request Parse
+// accepts; it refuses with the same answer; it never calls a request complete
+// that Parse refuses; and where the credentials are headers alone (the body is
+// not signed), it decides every request itself.
+func (s *Suite) testHeaderAuthenticator(t *testing.T) {
+	ha := s.Provider.(headerAuthenticator)
+	sim := s.simulator(t)
+	plain := s.first().Plaintext
+	valid := []namedRequest{{"suite secret", Signed(t, sim, plain, s.Secret, s.now())}}
+	for _, rot := range s.Rotations {
+		old := Signed(t, sim, plain, rot.Old, s.now())
+		old.Secret = rot.during(t)
+		valid = append(valid, namedRequest{"rotation " + rot.Name + ", old credentials", old})
 	}
-	t.Run("body changed after signing", func(t *testing.T) {
-		r := without()
-		r.Body = bytes.Clone(good.Body)
-		i := len(r.Body) / 2
-		if r.Body[i] == 'A' {
-			r.Body[i] = 'B'
-		} else {
-			r.Body[i] = 'A'
+	for _, c := range s.Secrets {
+		if c.WantErr == "" {
+			valid = append(valid, namedRequest{"secret " + c.Name, Signed(t, sim, plain, c.Data, s.now())})
 		}
-		expect(t, r)
-	})
-	t.Run("credentials of another body", func(t *testing.T) {
-		other := Signed(t, sim, []byte(`{"other":true}`), s.Secret, s.now())
-		r := without()
-		r.Header = other.Header
-		expect(t, r)
-	})
+	}
+	for _, v := range valid {
+		t.Run(v.name, func(t *testing.T) {
+			if _, err := s.Provider.Parse(v.req); err != nil {
+				t.Fatalf("Parse: %v", err)
+			}
+			complete, err := ha.AuthenticateHeader(v.req.Header, v.req.Secret)
+			if err != nil {
+				t.Fatalf("AuthenticateHeader refused a request Parse accepts: %v", err)
+			}
+			if !s.SignsBody && !complete {
+				t.Error("AuthenticateHeader left a header-authenticated request to the body")
+			}
+		})
+	}
+	for _, f := range s.forged(t) {
+		t.Run(f.name, func(t *testing.T) {
+			complete, err := ha.AuthenticateHeader(f.req.Header, f.req.Secret)
+			switch {
+			case err != nil:
+				ExpectError(t, err, s.unauthorized(), s.secrets()...)
+			case complete:
+				t.Error("AuthenticateHeader accepted as complete a request Parse refuses")
+			case !s.SignsBody:
+				t.Error("AuthenticateHeader left a header-authenticated request to the body")
+			}
+		})
+	}
 }
 
 // testTimestamp: where the provider signs a time, a delivery outside the tolerance
