@@ -306,12 +306,21 @@ func (s *Suite) secrets() []map[string][]byte {
 	return out
 }
 
-// first is the first fixture with a customer event, the payload most rows send.
-func (s *Suite) first() Fixture {
+// withEvents are the fixtures that carry customer events.
+func (s *Suite) withEvents() []Fixture {
+	var out []Fixture
 	for _, fx := range s.Fixtures {
 		if len(fx.Want) > 0 {
-			return fx
+			out = append(out, fx)
 		}
+	}
+	return out
+}
+
+// first is the first fixture with a customer event, the payload most rows send.
+func (s *Suite) first() Fixture {
+	if fxs := s.withEvents(); len(fxs) > 0 {
+		return fxs[0]
 	}
 	return Fixture{}
 }
@@ -375,10 +384,7 @@ func (s *Suite) testFixtures(t *testing.T) {
 // ingest path recognises it; and Parse leaves the request as it found it.
 func (s *Suite) testDuplicates(t *testing.T) {
 	sim := s.simulator(t)
-	for _, fx := range s.Fixtures {
-		if len(fx.Want) == 0 {
-			continue
-		}
+	for _, fx := range s.withEvents() {
 		t.Run(fx.Name, func(t *testing.T) {
 			first := Signed(t, sim, fx.Plaintext, s.Secret, s.now())
 			body := bytes.Clone(first.Body)
@@ -811,10 +817,7 @@ func Fuzz(f *testing.F, s Suite) {
 // Simulator sends it: verification, decryption and decoding included.
 func BenchParse(b *testing.B, s Suite) {
 	sim := s.simulator(b)
-	for _, fx := range s.Fixtures {
-		if len(fx.Want) == 0 {
-			continue
-		}
+	for _, fx := range s.withEvents() {
 		b.Run(fx.Name, func(b *testing.B) {
 			req := Signed(b, sim, fx.Plaintext, s.Secret, s.now())
 			b.ReportAllocs()
@@ -830,10 +833,7 @@ func BenchParse(b *testing.B, s Suite) {
 // BenchUnmarshalBaseline is BenchParse's baseline: a bare json.Unmarshal of the
 // same plaintexts into map[string]any.
 func BenchUnmarshalBaseline(b *testing.B, s Suite) {
-	for _, fx := range s.Fixtures {
-		if len(fx.Want) == 0 {
-			continue
-		}
+	for _, fx := range s.withEvents() {
 		b.Run(fx.Name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
