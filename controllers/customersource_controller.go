@@ -33,7 +33,7 @@ import (
 
 	crmv1alpha1 "github.com/customer-operator/customer-operator/api/v1alpha1"
 	"github.com/customer-operator/customer-operator/internal/secretcache"
-	"github.com/customer-operator/customer-operator/webhookserver"
+	"github.com/customer-operator/customer-operator/webhookserver/providers/registry"
 )
 
 // secretRefIndex indexes sources and sinks by the Secret they reference, so a
@@ -78,7 +78,7 @@ func (r *CustomerSourceReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 }
 
 func (r *CustomerSourceReconciler) check(ctx context.Context, src *crmv1alpha1.CustomerSource) (bool, string, string, error) {
-	provider := webhookserver.Lookup(src.Spec.Provider)
+	provider := registry.Lookup(src.Spec.Provider)
 	if provider == nil {
 		return false, crmv1alpha1.ReasonInvalidSpec, fmt.Sprintf("unknown provider %q", src.Spec.Provider), nil
 	}

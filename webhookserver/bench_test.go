@@ -42,6 +42,7 @@ import (
 	"github.com/customer-operator/customer-operator/internal/secretcache"
 	"github.com/customer-operator/customer-operator/webhookserver/providers"
 	"github.com/customer-operator/customer-operator/webhookserver/providers/gettrx"
+	"github.com/customer-operator/customer-operator/webhookserver/providers/registry"
 )
 
 // BenchmarkIngestThroughput measures end-to-end ingest (signed GETTRX webhooks
@@ -102,7 +103,7 @@ func BenchmarkIngestThroughput(b *testing.B) {
 	url := fmt.Sprintf("http://%s/hooks/%s/gettrx", addr, ns)
 	httpClient := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: senders}}
 	sim := gettrx.New()
-	provider := Lookup(crmv1alpha1.ProviderGETTRX)
+	provider := registry.Lookup(crmv1alpha1.ProviderGETTRX)
 
 	post := func(plaintext []byte) error {
 		body, header, err := sim.Prepare(plaintext, secret, time.Now())

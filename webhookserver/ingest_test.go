@@ -32,6 +32,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	crmv1alpha1 "github.com/customer-operator/customer-operator/api/v1alpha1"
+	"github.com/customer-operator/customer-operator/webhookserver/providers/registry"
 )
 
 // Test credentials, one set per provider, as an operator would put them in the
@@ -212,7 +213,7 @@ var _ = Describe("Rejections", func() {
 		createSource(ns, "smarterpay", crmv1alpha1.ProviderSmarterPay, smarterpaySecret)
 		createSource(ns, "payway", crmv1alpha1.ProviderPayway, paywaySecret)
 		sim := func(p crmv1alpha1.Provider, secret map[string][]byte, plaintext []byte, now time.Time) ([]byte, http.Header) {
-			b, h, err := Lookup(p).(interface {
+			b, h, err := registry.Lookup(p).(interface {
 				Prepare([]byte, map[string][]byte, time.Time) ([]byte, http.Header, error)
 			}).Prepare(plaintext, secret, now)
 			Expect(err).NotTo(HaveOccurred())
@@ -302,7 +303,7 @@ var _ = Describe("Rejections", func() {
 		var codes []int
 		var retryAfter string
 		for range 6 {
-			body, header, err := Lookup(crmv1alpha1.ProviderGETTRX).(interface {
+			body, header, err := registry.Lookup(crmv1alpha1.ProviderGETTRX).(interface {
 				Prepare([]byte, map[string][]byte, time.Time) ([]byte, http.Header, error)
 			}).Prepare(plaintext, gettrxSecret, time.Now())
 			Expect(err).NotTo(HaveOccurred())

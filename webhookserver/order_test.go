@@ -38,6 +38,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	crmv1alpha1 "github.com/customer-operator/customer-operator/api/v1alpha1"
+	"github.com/customer-operator/customer-operator/webhookserver/providers/registry"
 )
 
 func hmacHex(key, msg []byte) string {
@@ -191,7 +192,7 @@ var _ = Describe("When the API server cannot be written", func() {
 		url := startServer(faultyCfg, Options{BindAddress: "127.0.0.1:0", APITimeout: time.Second})
 		createSource(ns, "gettrx", crmv1alpha1.ProviderGETTRX, gettrxSecret)
 		sendTo := func(ev []byte) (int, http.Header) {
-			body, header, err := Lookup(crmv1alpha1.ProviderGETTRX).(interface {
+			body, header, err := registry.Lookup(crmv1alpha1.ProviderGETTRX).(interface {
 				Prepare([]byte, map[string][]byte, time.Time) ([]byte, http.Header, error)
 			}).Prepare(ev, gettrxSecret, time.Now())
 			Expect(err).NotTo(HaveOccurred())

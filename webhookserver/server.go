@@ -42,6 +42,7 @@ import (
 	crmv1alpha1 "github.com/customer-operator/customer-operator/api/v1alpha1"
 	"github.com/customer-operator/customer-operator/internal/secretcache"
 	"github.com/customer-operator/customer-operator/webhookserver/providers"
+	"github.com/customer-operator/customer-operator/webhookserver/providers/registry"
 )
 
 // Options are the server's limits, all in one place.
@@ -251,7 +252,7 @@ func (s *Server) handle(r *http.Request, key types.NamespacedName, providerName 
 		return counts, s.unavailable("reading CustomerSource", err)
 	}
 	*providerName = string(src.Spec.Provider)
-	provider := Lookup(src.Spec.Provider)
+	provider := registry.Lookup(src.Spec.Provider)
 	if provider == nil {
 		return counts, &rejection{status: http.StatusServiceUnavailable, reason: "source_not_ready", message: "unknown provider " + string(src.Spec.Provider), retryAfter: s.opts.RetryAfter}
 	}

@@ -45,6 +45,7 @@ import (
 	crmv1alpha1 "github.com/customer-operator/customer-operator/api/v1alpha1"
 	"github.com/customer-operator/customer-operator/internal/secretcache"
 	"github.com/customer-operator/customer-operator/webhookserver/providers"
+	"github.com/customer-operator/customer-operator/webhookserver/providers/registry"
 )
 
 var (
@@ -164,7 +165,7 @@ func do(method, url string, body []byte, header http.Header) (int, []byte) {
 // send signs (and for Phasio encrypts) a plaintext exactly as its provider does,
 // with the provider package's simulator, and posts it.
 func send(ns, name string, provider crmv1alpha1.Provider, secret map[string][]byte, plaintext []byte) (int, []byte) {
-	sim, ok := Lookup(provider).(providers.Simulator)
+	sim, ok := registry.Lookup(provider).(providers.Simulator)
 	Expect(ok).To(BeTrue(), "provider %s has no simulator", provider)
 	body, header, err := sim.Prepare(plaintext, secret, time.Now())
 	Expect(err).NotTo(HaveOccurred())

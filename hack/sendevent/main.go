@@ -52,17 +52,25 @@ import (
 
 	crmv1alpha1 "github.com/customer-operator/customer-operator/api/v1alpha1"
 	"github.com/customer-operator/customer-operator/webhookserver/providers"
-	"github.com/customer-operator/customer-operator/webhookserver/providers/gettrx"
-	"github.com/customer-operator/customer-operator/webhookserver/providers/payway"
-	"github.com/customer-operator/customer-operator/webhookserver/providers/phasio"
-	"github.com/customer-operator/customer-operator/webhookserver/providers/smarterpay"
+	"github.com/customer-operator/customer-operator/webhookserver/providers/registry"
 )
 
-var simulators = map[crmv1alpha1.Provider]providers.Simulator{
-	crmv1alpha1.ProviderPhasio:     phasio.New(),
-	crmv1alpha1.ProviderSmarterPay: smarterpay.New(),
-	crmv1alpha1.ProviderGETTRX:     gettrx.New(),
-	crmv1alpha1.ProviderPayway:     payway.New(),
+// simulator returns the registered provider's simulator, so a new provider is
+// usable here without an edit.
+func simulator(name crmv1alpha1.Provider) (providers.Simulator, bool) {
+	sim, ok := registry.Lookup(name).(providers.Simulator)
+	return sim, ok
+}
+
+// providerNames lists the providers sendevent can sign for, for messages.
+func providerNames() string {
+	var names []string
+	for _, n := range registry.Names() {
+		if _, ok := simulator(n); ok {
+			names = append(names, string(n))
+		}
+	}
+	return strings.Join(names, ", ")
 }
 
 // secretFlags collects repeated --secret key=value.
@@ -113,7 +121,7 @@ func run() int {
 	fs.StringVar(&o.file, "file", "", "the provider's plaintext JSON payload; - reads standard input (required)")
 	fs.StringVar(&o.url, "url", "http://127.0.0.1:9292", "the webhook server's base URL")
 	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig to read the CustomerSource and its Secret with (default: $KUBECONFIG, then ~/.kube/config)")
-	fs.StringVar(&o.provider, "provider", "", "provider (phasio, smarterpay, gettrx, payway); with --secret, the cluster is not read")
+	fs.StringVar(&o.provider, "provider", "", "provider ("+providerNames()+"); with --secret, the cluster is not read")
 	fs.Var(o.secret, "secret", "a Secret key as key=value (repeatable); overrides the cluster Secret's key of that name")
 	fs.StringVar(&o.now, "now", "", "signing time, RFC 3339 or Unix seconds (default: now, fresh for each attempt)")
 	fs.DurationVar(&o.retryFor, "retry-for", 0, "keep retrying for this long while the server is unreachable or answers 404, 429, 502, 503 or 504 (for scripts that start the server)")
@@ -150,8 +158,8 @@ func (o *options) validate() error {
 		return errors.New("--file is required")
 	}
 	if o.provider != "" {
-		if _, ok := simulators[crmv1alpha1.Provider(o.provider)]; !ok {
-			return fmt.Errorf("--provider %q is not one of phasio, smarterpay, gettrx, payway", o.provider)
+		if _, ok := simulator(crmv1alpha1.Provider(o.provider)); !ok {
+			return fmt.Errorf("--provider %q is not one of %s", o.provider, providerNames())
 		}
 	}
 	if o.now != "" {
@@ -196,7 +204,7 @@ func send(ctx context.Context, o *options) (bool, error) {
 	for k, v := range o.secret {
 		secret[k] = v
 	}
-	sim := simulators[provider]
+	sim, _ := simulator(provider)
 
 	target := strings.TrimSuffix(o.url, "/") + "/hooks/" + o.namespace + "/" + o.name
 	hc := &http.Client{Timeout: o.timeout}
@@ -268,7 +276,7 @@ func fromCluster(ctx context.Context, o *options) (crmv1alpha1.Provider, map[str
 	if o.provider != "" {
 		provider = crmv1alpha1.Provider(o.provider)
 	}
-	if _, ok := simulators[provider]; !ok {
+	if _, ok := simulator(provider); !ok {
 		return "", nil, fmt.Errorf("CustomerSource %s has provider %q, which has no simulator", o.source, provider)
 	}
 	var secret corev1.Secret

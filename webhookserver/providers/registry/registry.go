@@ -14,20 +14,27 @@ See the License for the specific language governing permissions and
 limitations under the License.
 */
 
-package webhookserver
+// Package registry is the one table of providers. It sits beside the Provider
+// interface rather than in the webhook server, so that the controllers (which
+// validate a CustomerSource's Secret with it) and the tools under hack/ need not
+// import the server. Adding a provider is a package under webhookserver/providers
+// and a line in the table below.
+package registry
 
 import (
+	"slices"
+
+	crmv1alpha1 "github.com/customer-operator/customer-operator/api/v1alpha1"
 	"github.com/customer-operator/customer-operator/webhookserver/providers"
 	"github.com/customer-operator/customer-operator/webhookserver/providers/gettrx"
 	"github.com/customer-operator/customer-operator/webhookserver/providers/payway"
 	"github.com/customer-operator/customer-operator/webhookserver/providers/phasio"
 	"github.com/customer-operator/customer-operator/webhookserver/providers/smarterpay"
-
-	crmv1alpha1 "github.com/customer-operator/customer-operator/api/v1alpha1"
 )
 
-// registry is the one table of providers; a new provider is a package and a line here.
-var registry = map[crmv1alpha1.Provider]providers.Provider{
+// Every provider also implements providers.Simulator: hack/sendevent and the tests
+// sign with it, and the registry test holds each entry to that.
+var table = map[crmv1alpha1.Provider]providers.Provider{
 	crmv1alpha1.ProviderPhasio:     phasio.New(),
 	crmv1alpha1.ProviderSmarterPay: smarterpay.New(),
 	crmv1alpha1.ProviderGETTRX:     gettrx.New(),
@@ -36,5 +43,15 @@ var registry = map[crmv1alpha1.Provider]providers.Provider{
 
 // Lookup returns the provider of a name, or nil.
 func Lookup(name crmv1alpha1.Provider) providers.Provider {
-	return registry[name]
+	return table[name]
+}
+
+// Names returns the registered provider names, sorted.
+func Names() []crmv1alpha1.Provider {
+	names := make([]crmv1alpha1.Provider, 0, len(table))
+	for name := range table {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	return names
 }
