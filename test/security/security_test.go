@@ -137,7 +137,7 @@ func serviceAccountToken(ns, name string) string {
 func ptrTo[T any](v T) *T { return &v }
 
 var _ = Describe("The webhook server's identity", func() {
-	const crm = crmv1alpha1.GroupName
+	crm := crmv1alpha1.GroupVersion.Group
 
 	It("may get Secrets but never list or watch them, and may delete nothing", func() {
 		ns := newNamespace()
@@ -258,8 +258,8 @@ var _ = Describe("The controllers' identity", func() {
 			return allowed(systemNamespace, controllerSA, verb, group, resource, "", ns)
 		}
 		Expect(can("list", "", "secrets", "")).To(BeTrue(), "the controllers watch Secrets' metadata")
-		Expect(can("delete", crmv1alpha1.GroupName, "customers", "default")).To(BeTrue(), "tombstones are removed")
-		Expect(can("create", crmv1alpha1.GroupName, "customers", "default")).To(BeFalse(), "only the webhook server creates Customers")
+		Expect(can("delete", crmv1alpha1.GroupVersion.Group, "customers", "default")).To(BeTrue(), "tombstones are removed")
+		Expect(can("create", crmv1alpha1.GroupVersion.Group, "customers", "default")).To(BeFalse(), "only the webhook server creates Customers")
 		Expect(can("update", "", "secrets", "default")).To(BeFalse())
 
 		ns := newNamespace()
