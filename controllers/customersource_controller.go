@@ -77,14 +77,11 @@ func (r *CustomerSourceReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 	if equality.Semantic.DeepEqual(&src.Status, status) {
 		return ctrl.Result{}, nil
 	}
-	// The optimistic lock makes a reconcile from a stale cache fail rather than
-	// write (and announce) a transition that already happened.
+	// The optimistic lock makes a reconcile from a stale cache fail (and retry)
+	// rather than write, and announce, a transition that already happened.
 	patch := client.MergeFromWithOptions(src.DeepCopy(), client.MergeFromWithOptimisticLock{})
 	src.Status = *status
 	if err := r.Status().Patch(ctx, src, patch); err != nil {
-		if apierrors.IsConflict(err) {
-			return ctrl.Result{Requeue: true}, nil
-		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	r.recordTransition(src, before, ready, reason, msg)
