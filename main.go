@@ -20,6 +20,7 @@ limitations under the License.
 package main
 
 import (
+	"crypto/tls"
 	"flag"
 	"fmt"
 	"os"
@@ -33,6 +34,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	crmv1alpha1 "github.com/customer-operator/customer-operator/api/v1alpha1"
@@ -56,9 +58,15 @@ func main() {
 		webhookOpts                  webhookserver.Options
 		workers, perSink             int
 		deleteGrace                  time.Duration
+		metricsSecure, showVersion   bool
+		metricsCertDir, watchNS      string
 	)
 	var sinkAllowCIDRs, sinkDenyCIDRs string
-	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "Address of the Prometheus metrics endpoint; 0 disables it.")
+	flag.BoolVar(&showVersion, "version", false, "Print the version and commit, then exit.")
+	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8443", "Address of the Prometheus metrics endpoint; 0 disables it.")
+	flag.BoolVar(&metricsSecure, "metrics-secure", true, "Serve metrics over HTTPS to callers whose token may get /metrics (TokenReview and SubjectAccessReview); false serves plain HTTP to anyone.")
+	flag.StringVar(&metricsCertDir, "metrics-cert-path", "", "Directory with tls.crt and tls.key for the metrics endpoint (for example from cert-manager); empty uses a self-signed certificate.")
+	flag.StringVar(&watchNS, "watch-namespaces", "", "Comma-separated namespaces whose sources, sinks, Customers and Secrets are served; empty means all.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address of the /healthz and /readyz probes.")
 	flag.BoolVar(&leaderElect, "leader-elect", false, "Elect a leader among the replicas running controllers (the webhook server runs on every replica).")
 	flag.StringVar(&mode, "mode", "all", "Which parts run: all, controllers or webhook.")
@@ -76,6 +84,10 @@ func main() {
 	zapOpts := zap.Options{Development: false}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
+	if showVersion {
+		fmt.Println(versionString())
+		os.Exit(0)
+	}
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 	log := ctrl.Log.WithName("setup")
 
@@ -91,11 +103,38 @@ func main() {
 		os.Exit(2)
 	}
 
+	// Managed fields are a third of a Customer's size and nobody here reads them.
+	cacheOpts := cache.Options{DefaultTransform: cache.TransformStripManagedFields()}
+	var namespaces []string
+	for _, ns := range strings.Split(watchNS, ",") {
+		if ns = strings.TrimSpace(ns); ns != "" {
+			namespaces = append(namespaces, ns)
+		}
+	}
+	if len(namespaces) > 0 {
+		cacheOpts.DefaultNamespaces = map[string]cache.Config{}
+		for _, ns := range namespaces {
+			cacheOpts.DefaultNamespaces[ns] = cache.Config{}
+		}
+	}
+	metricsOpts := metricsserver.Options{
+		BindAddress:   metricsAddr,
+		SecureServing: metricsSecure,
+		CertDir:       metricsCertDir,
+		// HTTP/2 stays off, as kubebuilder scaffolds it: its stream handling was open
+		// to "rapid reset" denial of service (CVE-2023-44487, CVE-2023-39325).
+		TLSOpts: []func(*tls.Config){func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} }},
+	}
+	if metricsSecure {
+		// Only callers whose token may get /metrics (the metrics-reader ClusterRole)
+		// read them; the manager checks with TokenReviews and SubjectAccessReviews.
+		metricsOpts.FilterProvider = filters.WithAuthenticationAndAuthorization
+	}
+
 	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
-		Scheme: scheme,
-		// Managed fields are a third of a Customer's size and nobody here reads them.
-		Cache:                         cache.Options{DefaultTransform: cache.TransformStripManagedFields()},
-		Metrics:                       metricsserver.Options{BindAddress: metricsAddr},
+		Scheme:                        scheme,
+		Cache:                         cacheOpts,
+		Metrics:                       metricsOpts,
 		HealthProbeBindAddress:        probeAddr,
 		LeaderElection:                leaderElect && runControllers,
 		LeaderElectionID:              "customer-operator.crm.customer-operator.io",
@@ -105,7 +144,12 @@ func main() {
 		log.Error(err, "unable to create the manager")
 		os.Exit(1)
 	}
-	secrets := secretcache.New(mgr.GetClient(), mgr.GetAPIReader())
+	// The controllers watch Secrets' metadata anyway; the webhook server alone may
+	// only get Secrets, so it reads them by name with a short TTL.
+	secrets := secretcache.NewByName(mgr.GetAPIReader(), secretcache.DefaultTTL, namespaces...)
+	if runControllers {
+		secrets = secretcache.New(mgr.GetClient(), mgr.GetAPIReader())
+	}
 
 	if runControllers {
 		dispatcher := controllers.NewDispatcher(&delivery.Client{Policy: addressPolicy, Log: ctrl.Log.WithName("delivery")}, controllers.DispatcherOptions{PerSinkConcurrency: perSink})
@@ -120,7 +164,11 @@ func main() {
 			log.Error(err, "unable to set up the Customer controller")
 			os.Exit(1)
 		}
-		if err := (&controllers.CustomerSourceReconciler{Client: mgr.GetClient(), Secrets: secrets}).SetupWithManager(mgr); err != nil {
+		if err := (&controllers.CustomerSourceReconciler{
+			Client:   mgr.GetClient(),
+			Recorder: mgr.GetEventRecorder("customersource-controller"),
+			Secrets:  secrets,
+		}).SetupWithManager(mgr); err != nil {
 			log.Error(err, "unable to set up the CustomerSource controller")
 			os.Exit(1)
 		}
@@ -145,7 +193,7 @@ func main() {
 		os.Exit(1)
 	}
 
-	log.Info("starting", "mode", mode, "webhookAddress", webhookOpts.BindAddress)
+	log.Info("starting", "version", versionString(), "mode", mode, "webhookAddress", webhookOpts.BindAddress, "namespaces", namespaces)
 	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
 		log.Error(err, "manager stopped with an error")
 		os.Exit(1)

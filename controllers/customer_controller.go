@@ -69,7 +69,7 @@ type CustomerReconciler struct {
 	Now func() time.Time
 }
 
-// +kubebuilder:rbac:groups=crm.customer-operator.io,resources=customers,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=crm.customer-operator.io,resources=customers,verbs=get;list;watch;patch;delete
 // +kubebuilder:rbac:groups=crm.customer-operator.io,resources=customers/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=crm.customer-operator.io,resources=customers/finalizers,verbs=update
 // +kubebuilder:rbac:groups=crm.customer-operator.io,resources=customersinks,verbs=get;list;watch

@@ -23,7 +23,10 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -44,7 +47,11 @@ const secretRefIndex = ".spec.secretRef.name"
 // provider's webhooks and publishes the source's webhook path.
 type CustomerSourceReconciler struct {
 	client.Client
-	Secrets *secretcache.Store
+	// Recorder turns changes of the Ready condition into Events, so that
+	// `kubectl describe csrc` tells why a provider's webhooks started to be refused
+	// (for example after a key rotation) and when they are accepted again.
+	Recorder events.EventRecorder
+	Secrets  *secretcache.Store
 }
 
 // +kubebuilder:rbac:groups=crm.customer-operator.io,resources=customersources,verbs=get;list;watch
@@ -64,17 +71,38 @@ func (r *CustomerSourceReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 	if err != nil {
 		return ctrl.Result{}, err
 	}
+	before := meta.FindStatusCondition(src.Status.Conditions, "Ready")
 	setReady(&status.Conditions, src.Generation, ready, reason, msg)
 
 	if equality.Semantic.DeepEqual(&src.Status, status) {
 		return ctrl.Result{}, nil
 	}
-	patch := client.MergeFrom(src.DeepCopy())
+	// The optimistic lock makes a reconcile from a stale cache fail (and retry)
+	// rather than write, and announce, a transition that already happened.
+	patch := client.MergeFromWithOptions(src.DeepCopy(), client.MergeFromWithOptimisticLock{})
 	src.Status = *status
 	if err := r.Status().Patch(ctx, src, patch); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
+	r.recordTransition(src, before, ready, reason, msg)
 	return ctrl.Result{}, nil
+}
+
+// recordTransition records an Event when the source becomes Ready, stops being
+// Ready, or is not Ready for a new reason; a status rewrite that keeps the same
+// state records nothing. It runs after the status is persisted, so an Event
+// never announces a state that was not written.
+func (r *CustomerSourceReconciler) recordTransition(src *crmv1alpha1.CustomerSource, before *metav1.Condition, ready bool, reason, msg string) {
+	if r.Recorder == nil {
+		return
+	}
+	wasReady := before != nil && before.Status == metav1.ConditionTrue
+	switch {
+	case ready && !wasReady:
+		r.Recorder.Eventf(src, nil, corev1.EventTypeNormal, "Ready", "Validate", "%s", msg)
+	case !ready && (wasReady || before == nil || before.Reason != reason):
+		r.Recorder.Eventf(src, nil, corev1.EventTypeWarning, reason, "Validate", "not ready: %s", msg)
+	}
 }
 
 func (r *CustomerSourceReconciler) check(ctx context.Context, src *crmv1alpha1.CustomerSource) (bool, string, string, error) {

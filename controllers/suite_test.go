@@ -138,7 +138,11 @@ var _ = BeforeSuite(func() {
 		DeleteGracePeriod:       testDeleteGrace,
 		MaxConcurrentReconciles: 8,
 	}).SetupWithManager(mgr)).To(Succeed())
-	Expect((&CustomerSourceReconciler{Client: mgr.GetClient(), Secrets: secrets}).SetupWithManager(mgr)).To(Succeed())
+	Expect((&CustomerSourceReconciler{
+		Client:   mgr.GetClient(),
+		Recorder: mgr.GetEventRecorder("customersource-controller"),
+		Secrets:  secrets,
+	}).SetupWithManager(mgr)).To(Succeed())
 	Expect((&CustomerSinkReconciler{
 		Client:        mgr.GetClient(),
 		Secrets:       secrets,

@@ -235,7 +235,9 @@ func (d *devEnv) start(ctx context.Context, opts startOptions) error {
 	if opts.manager {
 		if err := d.startChild("manager", []string{"KUBECONFIG=" + d.kubeconfig}, d.abs("bin/manager"),
 			"--mode=all",
+			// Plain HTTP on loopback for local use: curl 127.0.0.1:8080/metrics.
 			"--metrics-bind-address="+metricsAddr,
+			"--metrics-secure=false",
 			"--health-probe-bind-address="+healthAddr,
 			"--webhook-bind-address="+webhookAddr,
 			// The example receiver listens on loopback, which sinks may not reach by default.
@@ -530,7 +532,7 @@ func (d *devEnv) printUsage(manager bool) {
 		fmt.Fprintf(&b, "  health          http://%s/healthz  http://%s/readyz\n", healthAddr, healthAddr)
 	} else {
 		fmt.Fprintf(&b, "Run the manager yourself:\n")
-		fmt.Fprintf(&b, "  KUBECONFIG=.dev/kubeconfig go run . --mode=all --metrics-bind-address=%s --health-probe-bind-address=%s --webhook-bind-address=%s --sink-allow-cidrs=127.0.0.0/8\n\n",
+		fmt.Fprintf(&b, "  KUBECONFIG=.dev/kubeconfig go run . --mode=all --metrics-bind-address=%s --metrics-secure=false --health-probe-bind-address=%s --webhook-bind-address=%s --sink-allow-cidrs=127.0.0.0/8\n\n",
 			metricsAddr, healthAddr, webhookAddr)
 	}
 	fmt.Fprintf(&b, "  sink receiver   http://%s/  (its log lines start with [receiver])\n", receiverAddr)

@@ -17,49 +17,96 @@ limitations under the License.
 // Package secretcache reads the data of the few Secrets that CustomerSources and
 // CustomerSinks reference, without caching every Secret of the cluster.
 //
-// The manager's cache watches Secrets as metadata only (no values held in memory);
-// the data of a Secret is fetched from the API server on first use and again only
-// when its resourceVersion in the metadata cache changes. So a rotated Secret takes
-// effect on the next request, and only referenced Secrets' values are held.
+// It works in one of two ways, chosen by the identity that uses it:
+//
+//   - New, for the controllers: the manager's cache watches Secrets as metadata
+//     only (no values held in memory); the data of a Secret is fetched from the API
+//     server on first use and again only when its resourceVersion in the metadata
+//     cache changes. A rotated Secret takes effect on the next read. This needs
+//     get, list and watch on Secrets.
+//   - NewByName, for the webhook server, which faces the internet and so may only
+//     get Secrets: each Secret is read by name and kept for a short TTL, so a
+//     rotated Secret takes effect within the TTL, and a burst of webhooks costs one
+//     read per Secret and TTL.
+//
+// Either way only referenced Secrets' values are held.
 package secretcache
 
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
+	"time"
 
+	"golang.org/x/sync/singleflight"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
+// DefaultTTL is how long NewByName keeps a Secret: short enough that a key
+// rotation takes effect before a provider's first retry.
+const DefaultTTL = 10 * time.Second
+
 // Store returns Secret data, keyed by namespace and name.
 type Store struct {
-	// meta reads PartialObjectMetadata of Secrets from the manager's cache.
+	// meta reads PartialObjectMetadata of Secrets from the manager's cache; nil
+	// when the Store reads by name with a TTL.
 	meta client.Reader
 	// api reads Secrets from the API server, uncached.
 	api client.Reader
+	// ttl bounds the age of an entry when meta is nil.
+	ttl time.Duration
+	// namespaces, when not empty, are the only namespaces read when meta is nil
+	// (with meta, the manager's cache enforces its own namespaces).
+	namespaces []string
+	now        func() time.Time
 
-	mu      sync.Mutex
-	entries map[types.NamespacedName]entry
+	// reads makes concurrent misses of one Secret share one API call.
+	reads singleflight.Group
+
+	mu        sync.Mutex
+	entries   map[types.NamespacedName]entry
+	lastSweep time.Time
 }
 
 type entry struct {
 	resourceVersion string
 	data            map[string][]byte
+	// fetched and notFound are used when reading by name: a missing Secret is
+	// remembered too, so webhooks for a source without its Secret do not each
+	// cost an API call.
+	fetched  time.Time
+	notFound bool
 }
 
-// New returns a Store. meta must serve metav1.PartialObjectMetadata of Secrets
+// New returns a Store that checks the resourceVersion of a Secret in a metadata
+// cache before each use. meta must serve metav1.PartialObjectMetadata of Secrets
 // (the manager's cached client does, with a metadata-only informer); api must read
 // Secrets directly from the API server (the manager's APIReader).
 func New(meta, api client.Reader) *Store {
-	return &Store{meta: meta, api: api, entries: map[types.NamespacedName]entry{}}
+	return &Store{meta: meta, api: api, now: time.Now, entries: map[types.NamespacedName]entry{}}
+}
+
+// NewByName returns a Store that only ever gets Secrets by name from api (never
+// lists or watches them) and keeps each for ttl (DefaultTTL when zero). When
+// namespaces are given, Secrets of other namespaces are not read at all.
+func NewByName(api client.Reader, ttl time.Duration, namespaces ...string) *Store {
+	if ttl <= 0 {
+		ttl = DefaultTTL
+	}
+	return &Store{api: api, ttl: ttl, namespaces: namespaces, now: time.Now, entries: map[types.NamespacedName]entry{}}
 }
 
 // Get returns the data of a Secret. The error is a NotFound API error when the
 // Secret does not exist. The returned map must not be modified.
 func (s *Store) Get(ctx context.Context, key types.NamespacedName) (map[string][]byte, error) {
+	if s.meta == nil {
+		return s.getByName(ctx, key)
+	}
 	pom := &metav1.PartialObjectMetadata{}
 	pom.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
 	if err := s.meta.Get(ctx, key, pom); err != nil {
@@ -73,15 +120,75 @@ func (s *Store) Get(ctx context.Context, key types.NamespacedName) (map[string][
 	if ok && e.resourceVersion == pom.ResourceVersion {
 		return e.data, nil
 	}
-
-	secret := &corev1.Secret{}
-	if err := s.api.Get(ctx, key, secret); err != nil {
-		return nil, fmt.Errorf("reading Secret %s: %w", key, err)
+	e, err := s.fetch(ctx, key)
+	if err != nil {
+		return nil, err
 	}
+	return e.data, nil
+}
+
+func (s *Store) getByName(ctx context.Context, key types.NamespacedName) (map[string][]byte, error) {
+	if len(s.namespaces) > 0 && !slices.Contains(s.namespaces, key.Namespace) {
+		return nil, fmt.Errorf("reading Secret %s: namespace %q is not watched", key, key.Namespace)
+	}
+	now := s.now()
 	s.mu.Lock()
-	s.entries[key] = entry{resourceVersion: secret.ResourceVersion, data: secret.Data}
+	e, ok := s.entries[key]
 	s.mu.Unlock()
-	return secret.Data, nil
+	if !ok || now.Sub(e.fetched) >= s.ttl {
+		var err error
+		if e, err = s.fetch(ctx, key); err != nil {
+			return nil, err
+		}
+	}
+	if e.notFound {
+		return nil, apierrors.NewNotFound(corev1.Resource("secrets"), key.Name)
+	}
+	return e.data, nil
+}
+
+// fetch reads a Secret from the API server and remembers it. Concurrent fetches
+// of one Secret share a single read.
+func (s *Store) fetch(ctx context.Context, key types.NamespacedName) (entry, error) {
+	v, err, _ := s.reads.Do(key.String(), func() (any, error) {
+		secret := &corev1.Secret{}
+		e := entry{fetched: s.now()}
+		err := s.api.Get(ctx, key, secret)
+		switch {
+		case err == nil:
+			e.resourceVersion, e.data = secret.ResourceVersion, secret.Data
+		case apierrors.IsNotFound(err) && s.meta == nil:
+			e.notFound = true
+		case apierrors.IsNotFound(err):
+			s.forget(key)
+			return entry{}, err
+		default:
+			return entry{}, fmt.Errorf("reading Secret %s: %w", key, err)
+		}
+		s.mu.Lock()
+		s.entries[key] = e
+		s.sweepLocked(e.fetched)
+		s.mu.Unlock()
+		return e, nil
+	})
+	if err != nil {
+		return entry{}, err
+	}
+	return v.(entry), nil
+}
+
+// sweepLocked drops expired entries, at most once per TTL, so Secrets no longer
+// referenced do not stay in memory when reading by name.
+func (s *Store) sweepLocked(now time.Time) {
+	if s.meta != nil || now.Sub(s.lastSweep) < s.ttl {
+		return
+	}
+	s.lastSweep = now
+	for k, e := range s.entries {
+		if now.Sub(e.fetched) >= s.ttl {
+			delete(s.entries, k)
+		}
+	}
 }
 
 func (s *Store) forget(key types.NamespacedName) {
