@@ -1,0 +1,292 @@
+/*
+Copyright 2026 The customer-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package webhookserver
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"golang.org/x/time/rate"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+
+	crmv1alpha1 "github.com/customer-operator/customer-operator/api/v1alpha1"
+	"github.com/customer-operator/customer-operator/webhookserver/providers"
+)
+
+// Reasons of the Warning Events the webhook server raises on a CustomerSource.
+const (
+	// EventReasonWebhookRejected: requests to the source were refused (a burst of
+	// them is one Event, at most one per reason and EventInterval).
+	EventReasonWebhookRejected = "WebhookRejected"
+	// EventReasonInvalidEvent: an authenticated event could never be applied; the
+	// note names the provider's event id and the field.
+	EventReasonInvalidEvent = "InvalidEvent"
+)
+
+// maxEventNote is the longest note an events.k8s.io/v1 Event may carry.
+const maxEventNote = 1024
+
+// invalidEventBurst and invalidEventEvery bound the Warning Events raised for
+// single invalid events of one source; past them the events are summed up in
+// one WebhookRejected Event instead.
+const (
+	invalidEventBurst = 10
+	invalidEventEvery = 6 * time.Second
+)
+
+// sourceState is what the server keeps about one CustomerSource. It lives as
+// long as the source: sweep drops it when the source is gone.
+type sourceState struct {
+	// ref identifies the source in Events: namespace, name and uid only.
+	ref *crmv1alpha1.CustomerSource
+
+	// limiter is the source's rateLimit, rebuilt when its generation changes.
+	limiter    *rate.Limiter
+	generation int64
+
+	// touched is when status.lastEventTime was last written.
+	touched time.Time
+
+	// bursts are the rejections not yet told in an Event, by reason.
+	bursts map[string]*burst
+
+	// invalidEvents bounds the Warning Events raised one per invalid event.
+	invalidEvents *rate.Limiter
+}
+
+// burst sums up the rejections of one reason between two Events.
+type burst struct {
+	count   int
+	code    int
+	detail  string
+	since   time.Time
+	emitted time.Time
+}
+
+// state returns the source's state, creating it on first use.
+func (s *Server) state(src *crmv1alpha1.CustomerSource) *sourceState {
+	st, ok := s.sources[src.UID]
+	if !ok {
+		st = &sourceState{
+			ref: &crmv1alpha1.CustomerSource{ObjectMeta: metav1.ObjectMeta{
+				Namespace: src.Namespace, Name: src.Name, UID: src.UID}},
+			bursts:        map[string]*burst{},
+			invalidEvents: rate.NewLimiter(rate.Every(invalidEventEvery), invalidEventBurst),
+		}
+		s.sources[src.UID] = st
+	}
+	return st
+}
+
+// allow applies the source's rate limit. It is called only once the request is
+// authenticated, so strangers cannot spend the provider's allowance.
+func (s *Server) allow(src *crmv1alpha1.CustomerSource) (time.Duration, bool) {
+	if src.Spec.RateLimit == nil {
+		return 0, true
+	}
+	s.mu.Lock()
+	st := s.state(src)
+	if st.limiter == nil || st.generation != src.Generation {
+		burst := int(src.Spec.RateLimit.Burst)
+		if burst < 1 {
+			burst = int(src.Spec.RateLimit.EventsPerSecond)
+		}
+		st.limiter = rate.NewLimiter(rate.Limit(src.Spec.RateLimit.EventsPerSecond), burst)
+		st.generation = src.Generation
+	}
+	l := st.limiter
+	s.mu.Unlock()
+
+	now := s.now()
+	res := l.ReserveN(now, 1)
+	if d := res.DelayFrom(now); d > 0 {
+		res.CancelAt(now)
+		return max(d, time.Second), false
+	}
+	return 0, true
+}
+
+// touchSource records the source's last event time, at most once every 30s per
+// source: it is for people, and a status write per request would double the load.
+func (s *Server) touchSource(ctx context.Context, src *crmv1alpha1.CustomerSource, at time.Time) {
+	s.mu.Lock()
+	st := s.state(src)
+	if at.Sub(st.touched) < 30*time.Second {
+		s.mu.Unlock()
+		return
+	}
+	st.touched = at
+	s.mu.Unlock()
+
+	patch := []byte(fmt.Sprintf(`{"status":{"lastEventTime":%q}}`, at.UTC().Format(time.RFC3339)))
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.opts.APITimeout)
+	defer cancel()
+	if err := s.client.Status().Patch(ctx, src.DeepCopy(), client.RawPatch(types.MergePatchType, patch)); err != nil {
+		log.FromContext(ctx).WithName("webhook-server").V(1).Info("could not record the source's last event time",
+			"source", src.Namespace+"/"+src.Name, "error", err.Error())
+	}
+}
+
+// noteRejection tells the source's people about a rejected request: the first
+// of a reason at once, then at most one Event per reason and EventInterval,
+// counting the rejections in between.
+func (s *Server) noteRejection(src *crmv1alpha1.CustomerSource, code int, reason, detail string) {
+	if s.recorder == nil {
+		return
+	}
+	now := s.now()
+	s.mu.Lock()
+	st := s.state(src)
+	b := st.bursts[reason]
+	if b == nil {
+		b = &burst{}
+		st.bursts[reason] = b
+	}
+	if b.count == 0 {
+		b.since = now
+	}
+	b.count++
+	b.code, b.detail = code, detail
+	var emit *pendingEvent
+	if now.Sub(b.emitted) >= s.opts.EventInterval {
+		emit = st.takeBurst(reason, b, now)
+	}
+	s.mu.Unlock()
+	s.emit(emit)
+}
+
+// noteInvalidEvent raises a Warning Event naming an event that can never be
+// applied, or, when the source has had many of them lately, counts it into a
+// WebhookRejected Event.
+func (s *Server) noteInvalidEvent(src *crmv1alpha1.CustomerSource, ev *providers.Event, rej *EventRejection) {
+	if s.recorder == nil {
+		return
+	}
+	s.mu.Lock()
+	ok := s.state(src).invalidEvents.Allow()
+	s.mu.Unlock()
+	if !ok {
+		s.noteRejection(src, 0, rej.Reason, fmt.Sprintf("event %q: %s", ev.ID, rej.Error()))
+		return
+	}
+	field := rej.Field
+	if field == "" {
+		field = "-"
+	}
+	s.emit(&pendingEvent{ref: s.stateRef(src), reason: EventReasonInvalidEvent, action: "Ingest",
+		note: fmt.Sprintf("%s event %q (%s) for customer %q rejected (%s), field %s: %s; the rest of its request was applied",
+			src.Spec.Provider, ev.ID, ev.Type, ev.Customer.ExternalID, rej.Reason, field, rej.Message)})
+}
+
+func (s *Server) stateRef(src *crmv1alpha1.CustomerSource) *crmv1alpha1.CustomerSource {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.state(src).ref
+}
+
+type pendingEvent struct {
+	ref                  *crmv1alpha1.CustomerSource
+	reason, action, note string
+}
+
+// takeBurst turns a burst into an Event and starts a new one. Called with s.mu held.
+func (st *sourceState) takeBurst(reason string, b *burst, now time.Time) *pendingEvent {
+	answer := fmt.Sprintf("answered %d", b.code)
+	if b.code == 0 {
+		answer = "not applied"
+	}
+	note := fmt.Sprintf("%d webhook request(s) %s (%s) since %s; last: %s",
+		b.count, answer, reason, b.since.UTC().Format(time.RFC3339), b.detail)
+	if b.code == 0 {
+		note = fmt.Sprintf("%d more event(s) rejected (%s) since %s; last: %s",
+			b.count, reason, b.since.UTC().Format(time.RFC3339), b.detail)
+	}
+	b.count, b.emitted = 0, now
+	return &pendingEvent{ref: st.ref, reason: EventReasonWebhookRejected, action: "Receive", note: note}
+}
+
+func (s *Server) emit(e *pendingEvent) {
+	if e == nil || s.recorder == nil {
+		return
+	}
+	note := e.note
+	if len(note) > maxEventNote {
+		note = note[:maxEventNote-3] + "..."
+	}
+	s.recorder.Eventf(e.ref, nil, corev1.EventTypeWarning, e.reason, e.action, "%s", note)
+}
+
+// sweep drops the state of sources that are gone (and their metric series),
+// forgets client addresses that earned back their allowance, and tells the
+// rejections still waiting for an Event.
+func (s *Server) sweep(ctx context.Context) error {
+	list := &crmv1alpha1.CustomerSourceList{}
+	if err := s.client.List(ctx, list); err != nil {
+		return fmt.Errorf("listing CustomerSources: %w", err)
+	}
+	live := make(map[types.UID]bool, len(list.Items))
+	liveKeys := make(map[string]bool, len(list.Items))
+	for i := range list.Items {
+		live[list.Items[i].UID] = true
+		liveKeys[list.Items[i].Namespace+"/"+list.Items[i].Name] = true
+	}
+
+	now := s.now()
+	var gone []string
+	var due []*pendingEvent
+	s.mu.Lock()
+	for uid, st := range s.sources {
+		if !live[uid] {
+			delete(s.sources, uid)
+			gone = append(gone, st.ref.Namespace+"/"+st.ref.Name)
+			continue
+		}
+		for reason, b := range st.bursts {
+			switch {
+			case b.count > 0 && now.Sub(b.emitted) >= s.opts.EventInterval:
+				due = append(due, st.takeBurst(reason, b, now))
+			case b.count == 0 && now.Sub(b.emitted) >= s.opts.EventInterval:
+				delete(st.bursts, reason)
+			}
+		}
+	}
+	s.mu.Unlock()
+
+	for _, key := range gone {
+		// A source deleted and created again under the same name keeps its series.
+		if !liveKeys[key] {
+			forgetSource(key)
+		}
+	}
+	for _, e := range due {
+		s.emit(e)
+	}
+	s.guard.prune(now)
+	return nil
+}
+
+// trackedSources is how many sources the server keeps state for.
+func (s *Server) trackedSources() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.sources)
+}
