@@ -25,6 +25,9 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -204,6 +207,13 @@ var _ = Describe("Issue 7's scenarios", func() {
 		Expect(getCustomer(ns, crmv1alpha1.ProviderSmarterPay, "CUST1").Spec.CompanyName).To(Equal("First Ltd"))
 		Expect(getCustomer(ns, crmv1alpha1.ProviderSmarterPay, "CUST3").Spec.CompanyName).To(Equal("Third Ltd"))
 		Expect(customersOf(ns, nil)).To(HaveLen(2))
+		Expect(testutil.ToFloat64(eventsTotal.WithLabelValues("smarterpay", ns+"/smarterpay", OutcomeRejected))).To(Equal(1.0))
+		Eventually(func() []eventsv1.Event {
+			return sourceEvents(ns, "smarterpay", EventReasonInvalidEvent)
+		}, 10*time.Second, 100*time.Millisecond).Should(ContainElement(And(
+			HaveField("Type", corev1.EventTypeWarning),
+			HaveField("Note", And(ContainSubstring(`"FTBEV_2"`), MatchRegexp(`field spec\.(displayName|companyName)`))),
+		)), "the people who can fix it are told which event")
 
 		By("the provider retrying the same batch")
 		code, body = send(ns, "smarterpay", crmv1alpha1.ProviderSmarterPay, smarterpaySecret, batch)

@@ -265,7 +265,7 @@ var _ = Describe("Limits before authentication", func() {
 			Expect(string(body)).NotTo(ContainSubstring(leak))
 		}
 		Eventually(func() []eventsv1.Event {
-			return sourceEvents(ns, "phasio", EventReasonWebhookRejected)
+			return sourceEvents(ns, "phasio", "WebhookSourceNotReady")
 		}, 10*time.Second, 100*time.Millisecond).Should(ContainElement(And(
 			HaveField("Type", corev1.EventTypeWarning),
 			HaveField("Note", And(ContainSubstring("source_not_ready"), ContainSubstring("phasio-credentials"), ContainSubstring("secret"))),
@@ -291,19 +291,25 @@ var _ = Describe("Limits before authentication", func() {
 			code, _ := do(http.MethodPost, path, []byte("{}"), wrong)
 			Expect(code).To(Equal(http.StatusUnauthorized))
 		}
-		notes := func() []string {
-			var out []string
-			for _, e := range sourceEvents(ns, "payway", EventReasonWebhookRejected) {
-				Expect(e.Type).To(Equal(corev1.EventTypeWarning))
-				out = append(out, e.Note)
+		unauthorized := func() []eventsv1.Event { return sourceEvents(ns, "payway", "WebhookUnauthorized") }
+		Eventually(unauthorized, 10*time.Second, 100*time.Millisecond).Should(ConsistOf(And(
+			HaveField("Type", corev1.EventTypeWarning),
+			HaveField("Note", And(ContainSubstring("answered 401 (unauthorized)"), ContainSubstring("wrong Basic credentials"))),
+		)))
+		Consistently(func() int { return len(unauthorized()) }, 2*time.Second, 200*time.Millisecond).Should(Equal(1),
+			"one Event for the burst, not one per request")
+
+		By("a rejection after the interval: the same Event, repeated")
+		time.Sleep(time.Second)
+		code, _ := do(http.MethodPost, path, []byte("{}"), wrong)
+		Expect(code).To(Equal(http.StatusUnauthorized))
+		Eventually(func() int32 {
+			events := unauthorized()
+			if len(events) != 1 || events[0].Series == nil {
+				return 0
 			}
-			return out
-		}
-		Eventually(notes, 10*time.Second, 100*time.Millisecond).Should(ConsistOf(
-			And(HavePrefix("1 webhook request(s) answered 401 (unauthorized)"), HaveSuffix("last: wrong Basic credentials")),
-			And(HavePrefix("19 webhook request(s) answered 401 (unauthorized)"), HaveSuffix("last: wrong Basic credentials")),
-		), "the first at once, the rest of the burst summed up in one Event")
-		Consistently(func() int { return len(notes()) }, 2*time.Second, 200*time.Millisecond).Should(Equal(2))
+			return events[0].Series.Count
+		}, 10*time.Second, 100*time.Millisecond).Should(BeNumerically(">=", 2))
 	})
 })
 
@@ -390,9 +396,9 @@ var _ = Describe("State that only grows", func() {
 			server.mu.Lock()
 			defer server.mu.Unlock()
 			st, ok := server.sources[src.UID]
-			return ok && st.limiter != nil && !st.touched.IsZero() && len(st.bursts) > 0
+			return ok && st.limiter != nil && !st.touched.IsZero() && len(st.told) > 0
 		}
-		Expect(has()).To(BeTrue(), "the source's limiter, last touch and rejection burst are kept")
+		Expect(has()).To(BeTrue(), "the source's limiter, last touch and last Event are kept")
 		key := ns + "/gettrx"
 		Expect(seriesOf(requestsTotal, key)).To(BeNumerically(">", 0))
 		Expect(seriesOf(rejectionsTotal, key)).To(BeNumerically(">", 0))

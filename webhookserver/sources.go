@@ -19,11 +19,14 @@ package webhookserver
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
+	"unicode"
 
 	"golang.org/x/time/rate"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
@@ -33,14 +36,35 @@ import (
 )
 
 // Reasons of the Warning Events the webhook server raises on a CustomerSource.
+// A rejected request raises "Webhook" + its rejection reason in CamelCase
+// (WebhookUnauthorized, WebhookSourceNotReady, WebhookRateLimited, …), at most
+// once per reason and EventInterval; repeats show as the Event's series count.
 const (
-	// EventReasonWebhookRejected: requests to the source were refused (a burst of
-	// them is one Event, at most one per reason and EventInterval).
-	EventReasonWebhookRejected = "WebhookRejected"
 	// EventReasonInvalidEvent: an authenticated event could never be applied; the
-	// note names the provider's event id and the field.
+	// note names the provider's event id and the field, related is the Customer.
 	EventReasonInvalidEvent = "InvalidEvent"
 )
+
+// eventReason is the Event reason of a rejection reason: "unauthorized" →
+// "WebhookUnauthorized". One reason per kind of rejection keeps them apart:
+// client-go folds Events of one reason and object into one series.
+func eventReason(rejection string) string {
+	var b strings.Builder
+	b.WriteString("Webhook")
+	upper := true
+	for _, r := range rejection {
+		if r == '_' || r == '-' {
+			upper = true
+			continue
+		}
+		if upper {
+			r = unicode.ToUpper(r)
+			upper = false
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
 
 // maxEventNote is the longest note an events.k8s.io/v1 Event may carry.
 const maxEventNote = 1024
@@ -66,20 +90,11 @@ type sourceState struct {
 	// touched is when status.lastEventTime was last written.
 	touched time.Time
 
-	// bursts are the rejections not yet told in an Event, by reason.
-	bursts map[string]*burst
+	// told is when each rejection reason was last raised as an Event.
+	told map[string]time.Time
 
 	// invalidEvents bounds the Warning Events raised one per invalid event.
 	invalidEvents *rate.Limiter
-}
-
-// burst sums up the rejections of one reason between two Events.
-type burst struct {
-	count   int
-	code    int
-	detail  string
-	since   time.Time
-	emitted time.Time
 }
 
 // state returns the source's state, creating it on first use.
@@ -89,7 +104,7 @@ func (s *Server) state(src *crmv1alpha1.CustomerSource) *sourceState {
 		st = &sourceState{
 			ref: &crmv1alpha1.CustomerSource{ObjectMeta: metav1.ObjectMeta{
 				Namespace: src.Namespace, Name: src.Name, UID: src.UID}},
-			bursts:        map[string]*burst{},
+			told:          map[string]time.Time{},
 			invalidEvents: rate.NewLimiter(rate.Every(invalidEventEvery), invalidEventBurst),
 		}
 		s.sources[src.UID] = st
@@ -146,9 +161,10 @@ func (s *Server) touchSource(ctx context.Context, src *crmv1alpha1.CustomerSourc
 	}
 }
 
-// noteRejection tells the source's people about a rejected request: the first
-// of a reason at once, then at most one Event per reason and EventInterval,
-// counting the rejections in between.
+// noteRejection tells the source's people about a rejected request: at most
+// one Warning Event per reason and EventInterval. Between two, the rejections
+// are counted in the metrics (and client-go counts the repeats of an Event in
+// its series).
 func (s *Server) noteRejection(src *crmv1alpha1.CustomerSource, code int, reason, detail string) {
 	if s.recorder == nil {
 		return
@@ -156,33 +172,34 @@ func (s *Server) noteRejection(src *crmv1alpha1.CustomerSource, code int, reason
 	now := s.now()
 	s.mu.Lock()
 	st := s.state(src)
-	b := st.bursts[reason]
-	if b == nil {
-		b = &burst{}
-		st.bursts[reason] = b
+	last, told := st.told[reason]
+	due := !told || now.Sub(last) >= s.opts.EventInterval
+	if due {
+		st.told[reason] = now
 	}
-	if b.count == 0 {
-		b.since = now
-	}
-	b.count++
-	b.code, b.detail = code, detail
-	var emit *pendingEvent
-	if now.Sub(b.emitted) >= s.opts.EventInterval {
-		emit = st.takeBurst(reason, b, now)
-	}
+	ref := st.ref
 	s.mu.Unlock()
-	s.emit(emit)
+	if !due {
+		return
+	}
+	answer := fmt.Sprintf("webhook requests answered %d (%s)", code, reason)
+	if code == 0 {
+		answer = fmt.Sprintf("events rejected (%s)", reason)
+	}
+	s.emit(ref, nil, eventReason(reason), "Receive", fmt.Sprintf("%s: %s; told at most once every %s, counted in customer_operator_webhook_rejections_total",
+		answer, detail, s.opts.EventInterval))
 }
 
 // noteInvalidEvent raises a Warning Event naming an event that can never be
-// applied, or, when the source has had many of them lately, counts it into a
-// WebhookRejected Event.
+// applied; past invalidEventBurst of them lately, it is told as a rejection.
 func (s *Server) noteInvalidEvent(src *crmv1alpha1.CustomerSource, ev *providers.Event, rej *EventRejection) {
 	if s.recorder == nil {
 		return
 	}
 	s.mu.Lock()
-	ok := s.state(src).invalidEvents.Allow()
+	st := s.state(src)
+	ok := st.invalidEvents.Allow()
+	ref := st.ref
 	s.mu.Unlock()
 	if !ok {
 		s.noteRejection(src, 0, rej.Reason, fmt.Sprintf("event %q: %s", ev.ID, rej.Error()))
@@ -192,52 +209,24 @@ func (s *Server) noteInvalidEvent(src *crmv1alpha1.CustomerSource, ev *providers
 	if field == "" {
 		field = "-"
 	}
-	s.emit(&pendingEvent{ref: s.stateRef(src), reason: EventReasonInvalidEvent, action: "Ingest",
-		note: fmt.Sprintf("%s event %q (%s) for customer %q rejected (%s), field %s: %s; the rest of its request was applied",
-			src.Spec.Provider, ev.ID, ev.Type, ev.Customer.ExternalID, rej.Reason, field, rej.Message)})
+	// The Customer is the related object, so two invalid events of different
+	// customers are two Events, not one series.
+	customer := &crmv1alpha1.Customer{ObjectMeta: metav1.ObjectMeta{Namespace: src.Namespace,
+		Name: CustomerName(ev.Customer.Provider, ev.Customer.ExternalID)}}
+	s.emit(ref, customer, EventReasonInvalidEvent, "Ingest",
+		fmt.Sprintf("%s event %q (%s) for customer %q rejected (%s), field %s: %s; the rest of its request was applied",
+			src.Spec.Provider, ev.ID, ev.Type, ev.Customer.ExternalID, rej.Reason, field, rej.Message))
 }
 
-func (s *Server) stateRef(src *crmv1alpha1.CustomerSource) *crmv1alpha1.CustomerSource {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.state(src).ref
-}
-
-type pendingEvent struct {
-	ref                  *crmv1alpha1.CustomerSource
-	reason, action, note string
-}
-
-// takeBurst turns a burst into an Event and starts a new one. Called with s.mu held.
-func (st *sourceState) takeBurst(reason string, b *burst, now time.Time) *pendingEvent {
-	answer := fmt.Sprintf("answered %d", b.code)
-	if b.code == 0 {
-		answer = "not applied"
-	}
-	note := fmt.Sprintf("%d webhook request(s) %s (%s) since %s; last: %s",
-		b.count, answer, reason, b.since.UTC().Format(time.RFC3339), b.detail)
-	if b.code == 0 {
-		note = fmt.Sprintf("%d more event(s) rejected (%s) since %s; last: %s",
-			b.count, reason, b.since.UTC().Format(time.RFC3339), b.detail)
-	}
-	b.count, b.emitted = 0, now
-	return &pendingEvent{ref: st.ref, reason: EventReasonWebhookRejected, action: "Receive", note: note}
-}
-
-func (s *Server) emit(e *pendingEvent) {
-	if e == nil || s.recorder == nil {
-		return
-	}
-	note := e.note
+func (s *Server) emit(regarding *crmv1alpha1.CustomerSource, related runtime.Object, reason, action, note string) {
 	if len(note) > maxEventNote {
 		note = note[:maxEventNote-3] + "..."
 	}
-	s.recorder.Eventf(e.ref, nil, corev1.EventTypeWarning, e.reason, e.action, "%s", note)
+	s.recorder.Eventf(regarding, related, corev1.EventTypeWarning, reason, action, "%s", note)
 }
 
-// sweep drops the state of sources that are gone (and their metric series),
-// forgets client addresses that earned back their allowance, and tells the
-// rejections still waiting for an Event.
+// sweep drops the state of sources that are gone (and their metric series), and
+// forgets client addresses that earned back their allowance.
 func (s *Server) sweep(ctx context.Context) error {
 	list := &crmv1alpha1.CustomerSourceList{}
 	if err := s.client.List(ctx, list); err != nil {
@@ -252,7 +241,6 @@ func (s *Server) sweep(ctx context.Context) error {
 
 	now := s.now()
 	var gone []string
-	var due []*pendingEvent
 	s.mu.Lock()
 	for uid, st := range s.sources {
 		if !live[uid] {
@@ -260,12 +248,9 @@ func (s *Server) sweep(ctx context.Context) error {
 			gone = append(gone, st.ref.Namespace+"/"+st.ref.Name)
 			continue
 		}
-		for reason, b := range st.bursts {
-			switch {
-			case b.count > 0 && now.Sub(b.emitted) >= s.opts.EventInterval:
-				due = append(due, st.takeBurst(reason, b, now))
-			case b.count == 0 && now.Sub(b.emitted) >= s.opts.EventInterval:
-				delete(st.bursts, reason)
+		for reason, at := range st.told {
+			if now.Sub(at) >= s.opts.EventInterval {
+				delete(st.told, reason)
 			}
 		}
 	}
@@ -276,9 +261,6 @@ func (s *Server) sweep(ctx context.Context) error {
 		if !liveKeys[key] {
 			forgetSource(key)
 		}
-	}
-	for _, e := range due {
-		s.emit(e)
 	}
 	s.guard.prune(now)
 	return nil
