@@ -70,8 +70,8 @@ func eventReason(rejection string) string {
 const maxEventNote = 1024
 
 // invalidEventBurst and invalidEventEvery bound the Warning Events raised for
-// single invalid events of one source; past them the events are summed up in
-// one WebhookRejected Event instead.
+// single invalid events of one source; past them an invalid event is told like a
+// rejected request (WebhookInvalidCustomer, at most once per EventInterval).
 const (
 	invalidEventBurst = 10
 	invalidEventEvery = 6 * time.Second
