@@ -137,23 +137,24 @@ var _ = Describe("Order and idempotency", func() {
 				}
 				wg.Wait()
 			} else {
-				// What the issue requires, step by step: an event is applied when
-				// its id was never applied and it is not older than the record.
+				// What the issue requires, step by step: a repeat of an applied
+				// event is a duplicate; another event is applied unless it is older
+				// than the record (or the record is a tombstone): then it is stale.
 				var current *event
-				seen := map[string]bool{}
+				applied := map[string]bool{}
 				var want Counts
 				for i, ev := range seq {
 					deliver(ev)
 					switch {
-					case seen[ev.id]:
+					case applied[ev.id]:
 						want.Duplicate++
 					case current == nil || (current.typ != "customer.deleted" && ev.created >= current.created):
 						current = &seq[i]
+						applied[ev.id] = true
 						want.Applied++
 					default:
 						want.Stale++
 					}
-					seen[ev.id] = true
 					c := getCustomer(ns, crmv1alpha1.ProviderGETTRX, customerID)
 					if current.typ == "customer.deleted" {
 						Expect(c.Spec.Lifecycle).To(Equal(crmv1alpha1.LifecycleDeleted), "trial %d step %d: a delete was undone", trial, i)
