@@ -75,6 +75,12 @@ func main() {
 	flag.DurationVar(&webhookOpts.ReadHeaderTimeout, "webhook-read-header-timeout", webhookserver.DefaultOptions.ReadHeaderTimeout, "Time allowed to read a webhook request's headers.")
 	flag.DurationVar(&webhookOpts.ReadTimeout, "webhook-read-timeout", webhookserver.DefaultOptions.ReadTimeout, "Time allowed to read a whole webhook request.")
 	flag.DurationVar(&webhookOpts.APITimeout, "webhook-api-timeout", webhookserver.DefaultOptions.APITimeout, "Time allowed for the Kubernetes API calls of one webhook; past it the answer is 503.")
+	flag.Int64Var(&webhookOpts.MaxBufferedBytes, "webhook-max-buffered-bytes", webhookserver.DefaultOptions.MaxBufferedBytes, "Request body bytes buffered at once across the webhook server; past it a request is answered 503 with Retry-After.")
+	flag.IntVar(&webhookOpts.AuthFailuresPerMinute, "webhook-auth-failures-per-minute", webhookserver.DefaultOptions.AuthFailuresPerMinute, "Failed authentications one client address may make at once and per minute; past it its requests are answered 429. Negative: no limit.")
+	flag.Func("webhook-trusted-proxies", "Comma-separated CIDRs of reverse proxies (the Ingress controller) whose X-Forwarded-For names the client address; empty: the peer is the client.", func(v string) (err error) {
+		webhookOpts.TrustedProxies, err = webhookserver.ParsePrefixes(v)
+		return err
+	})
 	flag.IntVar(&workers, "max-concurrent-reconciles", 8, "Customer reconcile workers.")
 	flag.IntVar(&perSink, "sink-concurrency", 16, "Deliveries in flight to one CustomerSink at most.")
 	flag.DurationVar(&deleteGrace, "delete-grace-period", controllers.DefaultDeleteGracePeriod, "How long a Customer's delete is retried at a failing sink before the Customer is let go.")
@@ -111,6 +117,7 @@ func main() {
 			namespaces = append(namespaces, ns)
 		}
 	}
+	webhookOpts.Namespaces = namespaces
 	if len(namespaces) > 0 {
 		cacheOpts.DefaultNamespaces = map[string]cache.Config{}
 		for _, ns := range namespaces {
@@ -178,7 +185,7 @@ func main() {
 		}
 	}
 	if runWebhook {
-		if err := mgr.Add(webhookserver.New(webhookOpts, mgr.GetClient(), mgr.GetAPIReader(), secrets)); err != nil {
+		if err := mgr.Add(webhookserver.New(webhookOpts, mgr.GetClient(), mgr.GetAPIReader(), secrets, mgr.GetEventRecorder("webhook-server"))); err != nil {
 			log.Error(err, "unable to add the webhook server")
 			os.Exit(1)
 		}

@@ -82,7 +82,7 @@ func BenchmarkIngestThroughput(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	srv := New(Options{BindAddress: "127.0.0.1:0"}, mgr.GetClient(), mgr.GetAPIReader(), secretcache.New(mgr.GetClient(), mgr.GetAPIReader()))
+	srv := New(Options{BindAddress: "127.0.0.1:0"}, mgr.GetClient(), mgr.GetAPIReader(), secretcache.New(mgr.GetClient(), mgr.GetAPIReader()), mgr.GetEventRecorder("webhook-server"))
 	addr, err := srv.Listen()
 	if err != nil {
 		b.Fatal(err)

@@ -219,13 +219,13 @@ var _ = Describe("Rejections", func() {
 			Expect(err).NotTo(HaveOccurred())
 			return b, h
 		}
-		before := rejections("gettrx", "unauthorized")
+		before := rejections("gettrx", ns+"/gettrx", "unauthorized")
 
 		By("a bad signature")
 		body, header := sim(crmv1alpha1.ProviderGETTRX, map[string][]byte{"secret": []byte("not-the-key")}, fixture("gettrx/customer-created.json"), time.Now())
 		code, resp := post(ns, "gettrx", body, header)
 		expectRejected(code, resp, http.StatusUnauthorized, "unauthorized")
-		Expect(rejections("gettrx", "unauthorized")).To(Equal(before + 1))
+		Expect(rejections("gettrx", ns+"/gettrx", "unauthorized")).To(Equal(before + 1))
 
 		By("a missing signature")
 		code, resp = post(ns, "gettrx", fixture("gettrx/customer-created.json"), http.Header{"Content-Type": {"application/json"}})

@@ -35,9 +35,28 @@ const maxNameLength = 63
 // replaced characters never share a name.
 func CustomerName(provider crmv1alpha1.Provider, externalID string) string {
 	raw := string(provider) + "-" + externalID
+	name, lossy := sanitize(raw)
+	if !lossy && len(name) <= maxNameLength {
+		return name
+	}
+	return withHash(name, raw)
+}
+
+// SourceCustomerName is the name of a source's Customer when CustomerName is
+// taken by another source's record of the same provider id (two accounts of one
+// provider, each with its own CustomerSource, can both have a customer "678"):
+// "{provider}-{external id}-{source}", sanitized like CustomerName, always with a
+// hash of the three, so the name is the same on every replica and for every event.
+func SourceCustomerName(provider crmv1alpha1.Provider, externalID, source string) string {
+	name, _ := sanitize(string(provider) + "-" + externalID + "-" + source)
+	return withHash(name, string(provider)+"\x00"+externalID+"\x00"+source)
+}
+
+// sanitize lower-cases s and replaces characters outside [a-z0-9-]; lossy says
+// whether that changed it.
+func sanitize(raw string) (name string, lossy bool) {
 	var b strings.Builder
 	b.Grow(len(raw))
-	lossy := false
 	for _, r := range raw {
 		switch {
 		case r >= 'a' && r <= 'z', r >= '0' && r <= '9', r == '-':
@@ -50,14 +69,14 @@ func CustomerName(provider crmv1alpha1.Provider, externalID string) string {
 			lossy = true
 		}
 	}
-	name := strings.Trim(b.String(), "-")
-	if name != raw {
-		lossy = true
-	}
-	if !lossy && len(name) <= maxNameLength {
-		return name
-	}
-	sum := sha256.Sum256([]byte(raw))
+	name = strings.Trim(b.String(), "-")
+	return name, lossy || name != raw
+}
+
+// withHash appends 8 hex digits of the SHA-256 of exact to name, shortening name
+// so the result stays within maxNameLength.
+func withHash(name, exact string) string {
+	sum := sha256.Sum256([]byte(exact))
 	suffix := hex.EncodeToString(sum[:])[:8]
 	if max := maxNameLength - len(suffix) - 1; len(name) > max {
 		name = strings.TrimRight(name[:max], "-")

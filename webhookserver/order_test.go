@@ -22,10 +22,12 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -38,6 +40,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	crmv1alpha1 "github.com/customer-operator/customer-operator/api/v1alpha1"
+	"github.com/customer-operator/customer-operator/webhookserver/providers"
 	"github.com/customer-operator/customer-operator/webhookserver/providers/registry"
 )
 
@@ -47,8 +50,8 @@ func hmacHex(key, msg []byte) string {
 	return hex.EncodeToString(m.Sum(nil))
 }
 
-func rejections(provider, reason string) float64 {
-	return testutil.ToFloat64(rejectionsTotal.WithLabelValues(provider, reason))
+func rejections(provider, source, reason string) float64 {
+	return testutil.ToFloat64(rejectionsTotal.WithLabelValues(provider, source, reason))
 }
 
 // gettrxEvent is a GETTRX customer event with its own id, time and name.
@@ -82,36 +85,44 @@ var _ = Describe("Order and idempotency", func() {
 		Expect(getCustomer(ns, crmv1alpha1.ProviderGETTRX, "cus_dup").Spec.DisplayName).To(Equal("first"))
 	})
 
-	// Property: whatever order a sequence of events with duplicates arrives in,
-	// sequentially or all at once, the Customer ends as the newest event says,
-	// and a delete is never undone.
-	It("ends at the newest event for random permutations with duplicates", func() {
+	// Property: whatever order a sequence of events with retries arrives in,
+	// sequentially or all at once, the Customer ends at the newest distinct event
+	// (of two events with the same timestamp, the one that arrived later), a
+	// retry never rolls it back, and a delete is never undone.
+	It("ends at the newest distinct event for random permutations with retries and equal timestamps", func() {
 		seed := GinkgoRandomSeed()
 		rng := rand.New(rand.NewPCG(uint64(seed), 42))
 		GinkgoWriter.Printf("permutation seed %d\n", seed)
+		type event struct {
+			id, typ, name string
+			created       int64
+		}
 		for trial := range 16 {
 			customerID := fmt.Sprintf("cus_prop_%d", trial)
 			withDelete := trial%2 == 1
 			concurrent := trial%4 >= 2
-			events := [][]byte{
-				gettrxEvent(customerID+"_1", "customer.created", 1000, customerID, "v1"),
-				gettrxEvent(customerID+"_2", "customer.updated", 2000, customerID, "v2"),
-				gettrxEvent(customerID+"_3", "customer.updated", 3000, customerID, "v3"),
+			events := []event{
+				{customerID + "_1", "customer.created", "v1", 1000},
+				{customerID + "_2", "customer.updated", "v2", 2000},
+				{customerID + "_3", "customer.updated", "v3", 3000},
+				// The same second as _3: whole-second timestamps make ties common.
+				{customerID + "_3b", "customer.updated", "v3b", 3000},
 			}
 			if withDelete {
-				events = append(events, gettrxEvent(customerID+"_4", "customer.deleted", 4000, customerID, "v3"))
+				events = append(events, event{customerID + "_4", "customer.deleted", "v4", 4000})
 			}
-			seq := append([][]byte{}, events...)
-			for range 3 {
-				seq = append(seq, events[rng.IntN(len(events))])
+			seq := append([]event{}, events...)
+			for range 4 {
+				seq = append(seq, events[rng.IntN(len(events))]) // the provider's retries
 			}
 			rng.Shuffle(len(seq), func(i, j int) { seq[i], seq[j] = seq[j], seq[i] })
 
 			var total Counts
 			var mu sync.Mutex
-			deliver := func(ev []byte) {
+			deliver := func(ev event) {
 				defer GinkgoRecover()
-				code, body := send(ns, "gettrx", crmv1alpha1.ProviderGETTRX, gettrxSecret, ev)
+				// Each delivery is a new attempt (a new attemptId) of the same event id.
+				code, body := send(ns, "gettrx", crmv1alpha1.ProviderGETTRX, gettrxSecret, gettrxEvent(ev.id, ev.typ, ev.created, customerID, ev.name))
 				Expect(code).To(Equal(http.StatusOK), string(body))
 				c := decodeCounts(body)
 				mu.Lock()
@@ -120,7 +131,6 @@ var _ = Describe("Order and idempotency", func() {
 				total.Stale += c.Stale
 				mu.Unlock()
 			}
-			deletedSeen := false
 			if concurrent {
 				var wg sync.WaitGroup
 				for _, ev := range seq {
@@ -128,16 +138,33 @@ var _ = Describe("Order and idempotency", func() {
 				}
 				wg.Wait()
 			} else {
-				for _, ev := range seq {
+				// What the issue requires, step by step: a repeat of an applied
+				// event is a duplicate; another event is applied unless it is older
+				// than the record (or the record is a tombstone): then it is stale.
+				var current *event
+				applied := map[string]bool{}
+				var want Counts
+				for i, ev := range seq {
 					deliver(ev)
-					c := &crmv1alpha1.Customer{}
-					err := k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: CustomerName(crmv1alpha1.ProviderGETTRX, customerID)}, c)
-					Expect(err).NotTo(HaveOccurred())
-					if deletedSeen {
-						Expect(c.Spec.Lifecycle).To(Equal(crmv1alpha1.LifecycleDeleted), "trial %d: a delete was undone", trial)
+					switch {
+					case applied[ev.id]:
+						want.Duplicate++
+					case current == nil || (current.typ != "customer.deleted" && ev.created >= current.created):
+						current = &seq[i]
+						applied[ev.id] = true
+						want.Applied++
+					default:
+						want.Stale++
 					}
-					deletedSeen = c.Spec.Lifecycle == crmv1alpha1.LifecycleDeleted
+					c := getCustomer(ns, crmv1alpha1.ProviderGETTRX, customerID)
+					if current.typ == "customer.deleted" {
+						Expect(c.Spec.Lifecycle).To(Equal(crmv1alpha1.LifecycleDeleted), "trial %d step %d: a delete was undone", trial, i)
+					} else {
+						Expect(c.Spec.DisplayName).To(Equal(current.name), "trial %d step %d: %s after %v", trial, i, ev.id, seq[:i])
+						Expect(c.Annotations[crmv1alpha1.AnnotationLastEventID]).To(Equal(current.id))
+					}
 				}
+				Expect(total).To(Equal(want), "trial %d", trial)
 			}
 
 			Expect(total.Applied+total.Duplicate+total.Stale).To(Equal(len(seq)), "trial %d: every event acknowledged once", trial)
@@ -146,10 +173,43 @@ var _ = Describe("Order and idempotency", func() {
 				Expect(final.Spec.Lifecycle).To(Equal(crmv1alpha1.LifecycleDeleted), "trial %d", trial)
 			} else {
 				Expect(final.Spec.Lifecycle).To(Equal(crmv1alpha1.LifecycleActive), "trial %d", trial)
-				Expect(final.Spec.DisplayName).To(Equal("v3"), "trial %d (concurrent %v)", trial, concurrent)
-				Expect(final.Annotations[crmv1alpha1.AnnotationLastEventID]).To(Equal(customerID + "_3"))
+				Expect(final.Spec.DisplayName).To(BeElementOf("v3", "v3b"), "trial %d (concurrent %v)", trial, concurrent)
+				Expect(final.Annotations[crmv1alpha1.AnnotationLastEventID]).To(Equal(customerID + "_" + strings.TrimPrefix(final.Spec.DisplayName, "v")))
 			}
 		}
+	})
+
+	It("remembers the last 32 applied event ids, across a restart of the server", func() {
+		for i := 1; i <= 40; i++ {
+			code, body := send(ns, "gettrx", crmv1alpha1.ProviderGETTRX, gettrxSecret,
+				gettrxEvent(fmt.Sprintf("evt_n%d", i), "customer.updated", int64(1000+i), "cus_many", fmt.Sprintf("n%d", i)))
+			Expect(code).To(Equal(http.StatusOK), string(body))
+		}
+		c := getCustomer(ns, crmv1alpha1.ProviderGETTRX, "cus_many")
+		var ids []string
+		Expect(json.Unmarshal([]byte(c.Annotations[AnnotationRecentEventIDs]), &ids)).To(Succeed())
+		Expect(ids).To(HaveLen(RecentEventIDs))
+		Expect(ids[0]).To(Equal("evt_n9"))
+		Expect(ids[31]).To(Equal("evt_n40"))
+
+		By("a new server, as after a restart, knowing the recent ids from the record")
+		fresh := startServer(cfg, Options{BindAddress: "127.0.0.1:0"})
+		retry := func(i int) answer {
+			body, header, err := registry.Lookup(crmv1alpha1.ProviderGETTRX).(providers.Simulator).Prepare(
+				gettrxEvent(fmt.Sprintf("evt_n%d", i), "customer.updated", int64(1000+i), "cus_many", fmt.Sprintf("n%d", i)), gettrxSecret, time.Now())
+			Expect(err).NotTo(HaveOccurred())
+			var code int
+			var resp []byte
+			Eventually(func() int {
+				code, resp = do(http.MethodPost, fresh+"/hooks/"+ns+"/gettrx", body, header)
+				return code
+			}, 20*time.Second, 50*time.Millisecond).ShouldNot(Equal(http.StatusNotFound))
+			Expect(code).To(Equal(http.StatusOK), string(resp))
+			return decodeAnswer(resp)
+		}
+		Expect(retry(39).Duplicate).To(Equal(1))
+		Expect(retry(1).Stale).To(Equal(1), "forgotten, but older than the record")
+		Expect(getCustomer(ns, crmv1alpha1.ProviderGETTRX, "cus_many").Spec.DisplayName).To(Equal("n40"))
 	})
 })
 

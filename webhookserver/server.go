@@ -24,18 +24,21 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"net"
 	"net/http"
+	"net/netip"
+	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
 	"golang.org/x/time/rate"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
@@ -51,6 +54,16 @@ type Options struct {
 	BindAddress string
 	// MaxBodyBytes bounds a request body; a larger one is answered 413 unread.
 	MaxBodyBytes int64
+	// MaxBufferedBytes bounds the body bytes buffered at once across the server;
+	// a request whose body does not fit is answered 503 with Retry-After.
+	MaxBufferedBytes int64
+	// AuthFailuresPerMinute is how many failed authentications one client address
+	// may make at once, and then per minute; past it its requests are answered
+	// 429. Negative: no limit.
+	AuthFailuresPerMinute int
+	// TrustedProxies are the reverse proxies (an Ingress controller) whose
+	// X-Forwarded-For header names the client address. Empty: the peer is.
+	TrustedProxies []netip.Prefix
 	// ReadHeaderTimeout and ReadTimeout bound slow clients.
 	ReadHeaderTimeout time.Duration
 	ReadTimeout       time.Duration
@@ -61,21 +74,62 @@ type Options struct {
 	APITimeout time.Duration
 	// RetryAfter is what a 503 asks the provider to wait.
 	RetryAfter time.Duration
+	// Namespaces, when set, are the only namespaces served (--watch-namespaces):
+	// the caches hold nothing else, so a path into another namespace is unknown.
+	Namespaces []string
+	// EventInterval is the least time between two Warning Events about the same
+	// kind of rejection at one source.
+	EventInterval time.Duration
+	// SweepInterval is how often the state of deleted sources and of client
+	// addresses is pruned.
+	SweepInterval time.Duration
 }
 
 // DefaultOptions are the limits used when a field is zero.
 var DefaultOptions = Options{
-	BindAddress:       ":9292",
-	MaxBodyBytes:      1 << 20,
-	ReadHeaderTimeout: 5 * time.Second,
-	ReadTimeout:       15 * time.Second,
-	WriteTimeout:      30 * time.Second,
-	APITimeout:        10 * time.Second,
-	RetryAfter:        5 * time.Second,
+	BindAddress:  ":9292",
+	MaxBodyBytes: 1 << 20,
+	// 32 MiB of bodies in flight fits the Deployment's 256Mi limit beside the
+	// caches and the Go runtime's headroom: thousands of typical (few KiB)
+	// deliveries, or 32 of the largest, at once.
+	MaxBufferedBytes:      32 << 20,
+	AuthFailuresPerMinute: 30,
+	ReadHeaderTimeout:     5 * time.Second,
+	ReadTimeout:           15 * time.Second,
+	WriteTimeout:          30 * time.Second,
+	APITimeout:            10 * time.Second,
+	RetryAfter:            5 * time.Second,
+	EventInterval:         time.Minute,
+	SweepInterval:         time.Minute,
 }
 
 // DefaultTimestampTolerance applies when a source does not set one.
 const DefaultTimestampTolerance = 5 * time.Minute
+
+// Rejection reasons of the server itself; the providers' are in package providers.
+const (
+	reasonUnknownSource   = "unknown_source"
+	reasonSourceNotReady  = "source_not_ready"
+	reasonSourceSuspended = "source_suspended"
+	reasonAPIUnavailable  = "api_unavailable"
+	reasonBodyTooLarge    = "body_too_large"
+	reasonReadError       = "read_error"
+	reasonServerBusy      = "server_busy"
+	reasonRateLimited     = "rate_limited"
+	reasonAuthFailures    = "too_many_auth_failures"
+	reasonDeleting        = "customer_deleting"
+)
+
+// publicMessages are what answers given before authentication say: the status
+// and a reason, never a Secret key name, a key length or an API server error.
+// The details go to the log and to Events on the CustomerSource.
+var publicMessages = map[string]string{
+	providers.ReasonUnauthorized: "authentication failed",
+	providers.ReasonTimestamp:    "signed timestamp outside the tolerance",
+	providers.ReasonDecrypt:      "authentication failed",
+	reasonSourceNotReady:         "the source is not ready",
+	reasonAPIUnavailable:         "temporarily unavailable, retry later",
+}
 
 // Server is the webhook server. It is a manager.Runnable that runs on every
 // replica: it keeps no state that needs a leader.
@@ -83,26 +137,27 @@ type Server struct {
 	opts     Options
 	client   client.Client
 	secrets  *secretcache.Store
+	recorder events.EventRecorder
 	ingester *Ingester
+	budget   *bodyBudget
+	guard    *addressGuard
 	now      func() time.Time
 
-	limitersMu sync.Mutex
-	limiters   map[types.UID]*sourceLimiter
+	// mu guards sources: the per-source limiters, last-event touches and
+	// Event bursts, pruned by sweep when their source is gone.
+	mu      sync.Mutex
+	sources map[types.UID]*sourceState
 
-	touchedMu sync.Mutex
-	touched   map[types.NamespacedName]time.Time
+	logSamplersMu sync.Mutex
+	logSamplers   map[string]*logSampler
 
 	listener net.Listener
 }
 
-type sourceLimiter struct {
-	generation int64
-	limiter    *rate.Limiter
-}
-
 // New returns a Server. c reads CustomerSources and Customers from the manager's
-// cache and writes to the API server; apiReader reads from the API server.
-func New(opts Options, c client.Client, apiReader client.Reader, secrets *secretcache.Store) *Server {
+// cache and writes to the API server; apiReader reads from the API server;
+// recorder (may be nil) raises Warning Events on CustomerSources.
+func New(opts Options, c client.Client, apiReader client.Reader, secrets *secretcache.Store, recorder events.EventRecorder) *Server {
 	fill := func(v *time.Duration, d time.Duration) {
 		if *v == 0 {
 			*v = d
@@ -114,19 +169,33 @@ func New(opts Options, c client.Client, apiReader client.Reader, secrets *secret
 	if opts.MaxBodyBytes == 0 {
 		opts.MaxBodyBytes = DefaultOptions.MaxBodyBytes
 	}
+	if opts.MaxBufferedBytes == 0 {
+		opts.MaxBufferedBytes = DefaultOptions.MaxBufferedBytes
+	}
+	// A body up to the limit must always fit when nothing else is buffered; a
+	// chunked one reserves one byte more to see that it ends.
+	opts.MaxBufferedBytes = max(opts.MaxBufferedBytes, opts.MaxBodyBytes+1)
+	if opts.AuthFailuresPerMinute == 0 {
+		opts.AuthFailuresPerMinute = DefaultOptions.AuthFailuresPerMinute
+	}
 	fill(&opts.ReadHeaderTimeout, DefaultOptions.ReadHeaderTimeout)
 	fill(&opts.ReadTimeout, DefaultOptions.ReadTimeout)
 	fill(&opts.WriteTimeout, DefaultOptions.WriteTimeout)
 	fill(&opts.APITimeout, DefaultOptions.APITimeout)
 	fill(&opts.RetryAfter, DefaultOptions.RetryAfter)
+	fill(&opts.EventInterval, DefaultOptions.EventInterval)
+	fill(&opts.SweepInterval, DefaultOptions.SweepInterval)
 	return &Server{
-		opts:     opts,
-		client:   c,
-		secrets:  secrets,
-		ingester: &Ingester{Client: c, APIReader: apiReader},
-		now:      time.Now,
-		limiters: map[types.UID]*sourceLimiter{},
-		touched:  map[types.NamespacedName]time.Time{},
+		opts:        opts,
+		client:      c,
+		secrets:     secrets,
+		recorder:    recorder,
+		ingester:    &Ingester{Client: c, APIReader: apiReader},
+		budget:      newBodyBudget(opts.MaxBufferedBytes),
+		guard:       newAddressGuard(opts.AuthFailuresPerMinute),
+		now:         time.Now,
+		sources:     map[types.UID]*sourceState{},
+		logSamplers: map[string]*logSampler{},
 	}
 }
 
@@ -143,6 +212,7 @@ func (s *Server) NeedLeaderElection() bool { return false }
 
 // Start serves until ctx is done, then drains in-flight requests.
 func (s *Server) Start(ctx context.Context) error {
+	logger := log.FromContext(ctx).WithName("webhook-server")
 	ln := s.listener
 	if ln == nil {
 		var err error
@@ -159,7 +229,21 @@ func (s *Server) Start(ctx context.Context) error {
 		MaxHeaderBytes:    64 << 10,
 		BaseContext:       func(net.Listener) context.Context { return ctx },
 	}
-	log.FromContext(ctx).WithName("webhook-server").Info("serving provider webhooks", "address", ln.Addr().String())
+	logger.Info("serving provider webhooks", "address", ln.Addr().String())
+	go func() {
+		t := time.NewTicker(s.opts.SweepInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if err := s.sweep(ctx); err != nil {
+					logger.V(1).Info("could not prune the state of deleted sources", "error", err.Error())
+				}
+			}
+		}
+	}()
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
@@ -192,32 +276,69 @@ type Counts struct {
 	Duplicate int `json:"duplicate"`
 	Stale     int `json:"stale"`
 	Ignored   int `json:"ignored"`
+	// Rejected counts the events that can never be applied (RejectedEvents says
+	// which); the rest of the request was applied.
+	Rejected       int             `json:"rejected"`
+	RejectedEvents []RejectedEvent `json:"rejectedEvents,omitempty"`
+}
+
+// RejectedEvent is one event of a request that can never be applied.
+type RejectedEvent struct {
+	// ID is the provider's event id.
+	ID     string `json:"id"`
+	Reason string `json:"reason"`
+	// Field is the Customer field refused, e.g. "spec.companyName".
+	Field   string `json:"field,omitempty"`
+	Message string `json:"message"`
 }
 
 // errorBody is the body of every error answer.
 type errorBody struct {
-	Error  string `json:"error"`
-	Reason string `json:"reason"`
-	Field  string `json:"field,omitempty"`
+	Error          string          `json:"error"`
+	Reason         string          `json:"reason"`
+	Field          string          `json:"field,omitempty"`
+	RejectedEvents []RejectedEvent `json:"rejectedEvents,omitempty"`
 }
 
 // rejection is an answer other than 2xx.
 type rejection struct {
-	status     int
-	reason     string
-	field      string
+	status int
+	reason string
+	field  string
+	// message is what the answer says; detail, if any, goes only to the log and
+	// to the source's Events.
 	message    string
+	detail     string
 	retryAfter time.Duration
+	events     []RejectedEvent
+}
+
+// request is what serveHook learns of a request while handling it.
+type request struct {
+	key      types.NamespacedName
+	addr     netip.Prefix
+	provider string
+	src      *crmv1alpha1.CustomerSource
+	bodyRead bool
 }
 
 func (s *Server) serveHook(w http.ResponseWriter, r *http.Request) {
 	start := s.now()
-	key := types.NamespacedName{Namespace: r.PathValue("namespace"), Name: r.PathValue("source")}
-	logger := log.FromContext(r.Context()).WithName("webhook-server").WithValues("source", key.String())
-	provider := "unknown"
+	req := &request{
+		key:      types.NamespacedName{Namespace: r.PathValue("namespace"), Name: r.PathValue("source")},
+		addr:     clientAddress(r, s.opts.TrustedProxies),
+		provider: "unknown",
+	}
+	logger := log.FromContext(r.Context()).WithName("webhook-server").WithValues("source", req.key.String())
 
-	counts, rej := s.handle(r, key, &provider, logger)
+	counts, rej := s.handle(r, req, logger)
 
+	// Only existing sources label the metrics: a stranger cannot grow them by
+	// inventing paths.
+	source := ""
+	if req.src != nil {
+		source = req.key.String()
+	}
 	code := http.StatusOK
 	switch {
 	case rej != nil:
@@ -225,96 +346,158 @@ func (s *Server) serveHook(w http.ResponseWriter, r *http.Request) {
 		if rej.retryAfter > 0 {
 			w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(rej.retryAfter.Seconds()))))
 		}
-		writeJSON(w, code, errorBody{Error: rej.message, Reason: rej.reason, Field: rej.field})
-		rejectionsTotal.WithLabelValues(provider, rej.reason).Inc()
-		logger.Info("webhook rejected", "provider", provider, "code", code, "reason", rej.reason,
-			"field", rej.field, "message", rej.message, "remote", r.RemoteAddr)
-	case counts.Applied+counts.Duplicate+counts.Stale == 0:
+		if !req.bodyRead {
+			// Close rather than read what is left of the body for the next
+			// request on the connection: that would cost what refusing it saved.
+			w.Header().Set("Connection", "close")
+		}
+		writeJSON(w, code, errorBody{Error: rej.message, Reason: rej.reason, Field: rej.field, RejectedEvents: rej.events})
+		rejectionsTotal.WithLabelValues(req.provider, source, rej.reason).Inc()
+		s.sampled(rej.reason, func(suppressed int64) {
+			logger.Info("webhook rejected", "provider", req.provider, "code", code, "reason", rej.reason,
+				"field", rej.field, "message", rej.message, "detail", rej.detail, "remote", r.RemoteAddr,
+				"client", req.addr.String(), "suppressedSinceLast", suppressed)
+		})
+		if req.src != nil && rej.events == nil {
+			detail := rej.message
+			if rej.detail != "" {
+				detail = rej.detail
+			}
+			s.noteRejection(req.src, code, rej.reason, detail)
+		}
+	case counts.Applied+counts.Duplicate+counts.Stale+counts.Rejected == 0:
 		code = http.StatusNoContent
 		w.WriteHeader(code)
 	default:
 		writeJSON(w, code, counts)
 	}
-	requestsTotal.WithLabelValues(provider, strconv.Itoa(code)).Inc()
-	requestDuration.WithLabelValues(provider).Observe(s.now().Sub(start).Seconds())
+	requestsTotal.WithLabelValues(req.provider, source, strconv.Itoa(code)).Inc()
+	requestDuration.WithLabelValues(req.provider, source).Observe(s.now().Sub(start).Seconds())
 }
 
-func (s *Server) handle(r *http.Request, key types.NamespacedName, providerName *string, logger logr.Logger) (Counts, *rejection) {
+func (s *Server) handle(r *http.Request, req *request, logger logr.Logger) (Counts, *rejection) {
 	var counts Counts
+	// The cheap refusals come first: an address that keeps failing to
+	// authenticate, and a body announced too large.
+	if d, blocked := s.guard.blocked(req.addr, s.now()); blocked {
+		return counts, &rejection{status: http.StatusTooManyRequests, reason: reasonAuthFailures,
+			message: "too many failed authentications from this address, retry later", retryAfter: d}
+	}
+	if r.ContentLength > s.opts.MaxBodyBytes {
+		return counts, bodyTooLarge(s.opts.MaxBodyBytes)
+	}
+
 	ctx, cancel := context.WithTimeout(r.Context(), s.opts.APITimeout)
 	defer cancel()
 
+	if len(s.opts.Namespaces) > 0 && !slices.Contains(s.opts.Namespaces, req.key.Namespace) {
+		return counts, &rejection{status: http.StatusNotFound, reason: reasonUnknownSource, message: "no CustomerSource at this path"}
+	}
 	src := &crmv1alpha1.CustomerSource{}
-	if err := s.client.Get(ctx, key, src); err != nil {
+	if err := s.client.Get(ctx, req.key, src); err != nil {
 		if apierrors.IsNotFound(err) {
-			return counts, &rejection{status: http.StatusNotFound, reason: "unknown_source", message: "no CustomerSource " + key.String()}
+			return counts, &rejection{status: http.StatusNotFound, reason: reasonUnknownSource, message: "no CustomerSource at this path"}
 		}
 		return counts, s.unavailable("reading CustomerSource", err)
 	}
-	*providerName = string(src.Spec.Provider)
+	req.src = src
+	req.provider = string(src.Spec.Provider)
 	provider := registry.Lookup(src.Spec.Provider)
 	if provider == nil {
-		return counts, &rejection{status: http.StatusServiceUnavailable, reason: "source_not_ready", message: "unknown provider " + string(src.Spec.Provider), retryAfter: s.opts.RetryAfter}
+		return counts, s.notReady("unknown provider " + string(src.Spec.Provider))
 	}
 	if src.Spec.Suspend {
-		return counts, &rejection{status: http.StatusServiceUnavailable, reason: "source_suspended", message: "source is suspended", retryAfter: s.opts.RetryAfter}
+		return counts, &rejection{status: http.StatusServiceUnavailable, reason: reasonSourceSuspended, message: "the source is suspended", retryAfter: s.opts.RetryAfter}
 	}
 	secret, err := s.secrets.Get(ctx, types.NamespacedName{Namespace: src.Namespace, Name: src.Spec.SecretRef.Name})
 	if err != nil {
 		if apierrors.IsNotFound(err) {
-			return counts, &rejection{status: http.StatusServiceUnavailable, reason: "source_not_ready", message: "source is not ready: its Secret is missing", retryAfter: s.opts.RetryAfter}
+			return counts, s.notReady(fmt.Sprintf("its Secret %q is missing", src.Spec.SecretRef.Name))
 		}
 		return counts, s.unavailable("reading the source's Secret", err)
 	}
 	if err := provider.ValidateSecret(secret); err != nil {
-		return counts, &rejection{status: http.StatusServiceUnavailable, reason: "source_not_ready", message: "source is not ready: " + err.Error(), retryAfter: s.opts.RetryAfter}
-	}
-	if d, ok := s.allow(src); !ok {
-		return counts, &rejection{status: http.StatusTooManyRequests, reason: "rate_limited", message: "rate limit of the source exceeded", retryAfter: d}
+		return counts, s.notReady(fmt.Sprintf("its Secret %q: %v", src.Spec.SecretRef.Name, err))
 	}
 
-	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, s.opts.MaxBodyBytes))
-	if err != nil {
-		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
-			return counts, &rejection{status: http.StatusRequestEntityTooLarge, reason: "body_too_large", message: fmt.Sprintf("body larger than %d bytes", s.opts.MaxBodyBytes)}
+	// Credentials in headers are checked before the body is read; the source's
+	// rate limit counts authenticated requests only.
+	authenticated := false
+	if ha, ok := provider.(providers.HeaderAuthenticator); ok {
+		complete, perr := ha.AuthenticateHeader(r.Header, secret)
+		if perr != nil {
+			return counts, s.authFailed(req, perr)
 		}
-		return counts, &rejection{status: http.StatusBadRequest, reason: "read_error", message: "reading the body failed"}
+		authenticated = complete
+	}
+	if authenticated {
+		if d, ok := s.allow(src); !ok {
+			return counts, rateLimited(d)
+		}
 	}
 
+	body, done, rej := s.budget.readBody(r, s.opts.MaxBodyBytes, s.opts.RetryAfter)
+	if rej != nil {
+		return counts, rej
+	}
+	req.bodyRead = true
 	tolerance := DefaultTimestampTolerance
 	if src.Spec.TimestampTolerance != nil {
 		tolerance = src.Spec.TimestampTolerance.Duration
 	}
 	receivedAt := s.now()
 	res, err := provider.Parse(&providers.Request{Header: r.Header, Body: body, Secret: secret, Now: receivedAt, Tolerance: tolerance})
+	done()
 	if err != nil {
 		var perr *providers.Error
 		if !errors.As(err, &perr) {
 			perr = &providers.Error{Status: http.StatusBadRequest, Reason: providers.ReasonMalformed, Message: err.Error()}
 		}
-		eventsTotal.WithLabelValues(*providerName, OutcomeRejected).Inc()
+		if providers.AuthFailure(perr.Reason) {
+			return counts, s.authFailed(req, perr)
+		}
+		if !authenticated {
+			if d, ok := s.allow(src); !ok {
+				return counts, rateLimited(d)
+			}
+		}
+		eventsTotal.WithLabelValues(req.provider, req.key.String(), OutcomeRejected).Inc()
 		return counts, &rejection{status: perr.Status, reason: perr.Reason, field: perr.Field, message: perr.Message}
+	}
+	if !authenticated {
+		if d, ok := s.allow(src); !ok {
+			return counts, rateLimited(d)
+		}
 	}
 
 	counts.Ignored = res.Ignored
 	if res.Ignored > 0 {
-		eventsTotal.WithLabelValues(*providerName, OutcomeIgnored).Add(float64(res.Ignored))
+		eventsTotal.WithLabelValues(req.provider, req.key.String(), OutcomeIgnored).Add(float64(res.Ignored))
 	}
 	for i := range res.Events {
 		ev := &res.Events[i]
 		outcome, err := s.ingester.Apply(ctx, src, ev, receivedAt)
-		if err != nil {
-			eventsTotal.WithLabelValues(*providerName, OutcomeRejected).Inc()
-			if apierrors.IsInvalid(err) {
-				return counts, &rejection{status: http.StatusBadRequest, reason: "invalid_customer", message: err.Error()}
-			}
-			if errors.Is(err, errNameTaken) {
-				return counts, &rejection{status: http.StatusConflict, reason: "name_taken", message: err.Error()}
-			}
+		var evRej *EventRejection
+		switch {
+		case errors.As(err, &evRej):
+			// Retrying cannot help: report it, tell the source's people, and go
+			// on with the others.
+			counts.Rejected++
+			counts.RejectedEvents = append(counts.RejectedEvents, RejectedEvent{ID: ev.ID, Reason: evRej.Reason, Field: evRej.Field, Message: evRej.Message})
+			eventsTotal.WithLabelValues(req.provider, req.key.String(), OutcomeRejected).Inc()
+			s.noteInvalidEvent(src, ev, evRej)
+			s.sampled(evRej.Reason, func(suppressed int64) {
+				logger.Info("event rejected", "provider", req.provider, "event", ev.ID, "type", ev.Type,
+					"reason", evRej.Reason, "field", evRej.Field, "message", evRej.Message, "suppressedSinceLast", suppressed)
+			})
+			continue
+		case errors.Is(err, ErrCustomerDeleting):
+			return counts, &rejection{status: http.StatusServiceUnavailable, reason: reasonDeleting,
+				message: "the customer is being deleted, retry later", detail: err.Error(), retryAfter: s.opts.RetryAfter}
+		case err != nil:
 			return counts, s.unavailable("writing the Customer", err)
 		}
-		eventsTotal.WithLabelValues(*providerName, outcome).Inc()
+		eventsTotal.WithLabelValues(req.provider, req.key.String(), outcome).Inc()
 		switch outcome {
 		case OutcomeApplied:
 			counts.Applied++
@@ -323,12 +506,38 @@ func (s *Server) handle(r *http.Request, key types.NamespacedName, providerName 
 		case OutcomeStale:
 			counts.Stale++
 		}
-		logger.V(1).Info("event", "provider", *providerName, "event", ev.ID, "type", ev.Type, "outcome", outcome)
+		logger.V(1).Info("event", "provider", req.provider, "event", ev.ID, "type", ev.Type, "outcome", outcome)
 	}
 	if counts.Applied > 0 {
-		s.touchSource(r.Context(), src, receivedAt, logger)
+		s.touchSource(r.Context(), src, receivedAt)
+	}
+	if counts.Rejected > 0 && counts.Applied+counts.Duplicate+counts.Stale+counts.Ignored == 0 {
+		// Nothing in the request can be applied: refuse it, naming the field.
+		first := counts.RejectedEvents[0]
+		return counts, &rejection{status: http.StatusUnprocessableEntity, reason: first.Reason, field: first.Field,
+			message: fmt.Sprintf("event %q: %s", first.ID, first.Message), events: counts.RejectedEvents}
 	}
 	return counts, nil
+}
+
+// authFailed answers a failed authentication, without its detail, and counts it
+// against the client's address.
+func (s *Server) authFailed(req *request, perr *providers.Error) *rejection {
+	s.guard.failed(req.addr, s.now())
+	msg, ok := publicMessages[perr.Reason]
+	if !ok {
+		msg = "authentication failed"
+	}
+	return &rejection{status: perr.Status, reason: perr.Reason, message: msg, detail: perr.Message}
+}
+
+func (s *Server) notReady(detail string) *rejection {
+	return &rejection{status: http.StatusServiceUnavailable, reason: reasonSourceNotReady,
+		message: publicMessages[reasonSourceNotReady], detail: detail, retryAfter: s.opts.RetryAfter}
+}
+
+func rateLimited(retryAfter time.Duration) *rejection {
+	return &rejection{status: http.StatusTooManyRequests, reason: reasonRateLimited, message: "rate limit of the source exceeded", retryAfter: retryAfter}
 }
 
 // unavailable answers a failed Kubernetes API call: 503 with Retry-After, so the
@@ -338,53 +547,33 @@ func (s *Server) unavailable(what string, err error) *rejection {
 	if secs, ok := apierrors.SuggestsClientDelay(err); ok && secs > 0 {
 		retry = time.Duration(secs) * time.Second
 	}
-	return &rejection{status: http.StatusServiceUnavailable, reason: "api_unavailable", message: what + " failed: " + err.Error(), retryAfter: retry}
+	return &rejection{status: http.StatusServiceUnavailable, reason: reasonAPIUnavailable,
+		message: publicMessages[reasonAPIUnavailable], detail: what + " failed: " + err.Error(), retryAfter: retry}
 }
 
-// allow applies the source's rate limit. Limiters are per source UID and are
-// rebuilt when the source's generation changes, so a new limit applies at once.
-func (s *Server) allow(src *crmv1alpha1.CustomerSource) (time.Duration, bool) {
-	if src.Spec.RateLimit == nil {
-		return 0, true
-	}
-	s.limitersMu.Lock()
-	l, ok := s.limiters[src.UID]
-	if !ok || l.generation != src.Generation {
-		burst := int(src.Spec.RateLimit.Burst)
-		if burst < 1 {
-			burst = int(src.Spec.RateLimit.EventsPerSecond)
-		}
-		l = &sourceLimiter{generation: src.Generation, limiter: rate.NewLimiter(rate.Limit(src.Spec.RateLimit.EventsPerSecond), burst)}
-		s.limiters[src.UID] = l
-	}
-	s.limitersMu.Unlock()
-
-	now := s.now()
-	res := l.limiter.ReserveN(now, 1)
-	if d := res.DelayFrom(now); d > 0 {
-		res.CancelAt(now)
-		return max(d, time.Second), false
-	}
-	return 0, true
+// logSampler lets the first few log lines of a kind through, then one per
+// interval, and counts the ones it held back: a flood of rejections must not
+// become a flood of logs.
+type logSampler struct {
+	sometimes  rate.Sometimes
+	suppressed atomic.Int64
 }
 
-// touchSource records the source's last event time, at most once every 30s per
-// source: it is for people, and a status write per request would double the load.
-func (s *Server) touchSource(ctx context.Context, src *crmv1alpha1.CustomerSource, at time.Time, logger logr.Logger) {
-	key := types.NamespacedName{Namespace: src.Namespace, Name: src.Name}
-	s.touchedMu.Lock()
-	if last, ok := s.touched[key]; ok && at.Sub(last) < 30*time.Second {
-		s.touchedMu.Unlock()
-		return
+func (s *Server) sampled(kind string, f func(suppressed int64)) {
+	s.logSamplersMu.Lock()
+	ls := s.logSamplers[kind]
+	if ls == nil {
+		ls = &logSampler{sometimes: rate.Sometimes{First: 5, Interval: 10 * time.Second}}
+		s.logSamplers[kind] = ls
 	}
-	s.touched[key] = at
-	s.touchedMu.Unlock()
-
-	patch := []byte(fmt.Sprintf(`{"status":{"lastEventTime":%q}}`, at.UTC().Format(time.RFC3339)))
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.opts.APITimeout)
-	defer cancel()
-	if err := s.client.Status().Patch(ctx, src.DeepCopy(), client.RawPatch(types.MergePatchType, patch)); err != nil {
-		logger.V(1).Info("could not record the source's last event time", "error", err.Error())
+	s.logSamplersMu.Unlock()
+	ran := false
+	ls.sometimes.Do(func() {
+		ran = true
+		f(ls.suppressed.Swap(0))
+	})
+	if !ran {
+		ls.suppressed.Add(1)
 	}
 }
 

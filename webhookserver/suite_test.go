@@ -54,6 +54,7 @@ var (
 	k8sClient client.Client
 	scheme    = runtime.NewScheme()
 	baseURL   string
+	server    *Server
 	ctx       context.Context
 	cancel    context.CancelFunc
 )
@@ -83,7 +84,10 @@ var _ = BeforeSuite(func() {
 	k8sClient, err = client.New(cfg, client.Options{Scheme: scheme})
 	Expect(err).NotTo(HaveOccurred())
 
-	baseURL = startServer(cfg, Options{BindAddress: "127.0.0.1:0"})
+	// Every test posts from 127.0.0.1, and createSource's probe fails to
+	// authenticate: the shared server allows many failures per address. The
+	// per-address limit has a server of its own in its test.
+	server, baseURL = startTestServer(cfg, Options{BindAddress: "127.0.0.1:0", AuthFailuresPerMinute: 100000})
 })
 
 var _ = AfterSuite(func() {
@@ -94,13 +98,21 @@ var _ = AfterSuite(func() {
 // startServer runs a manager with only the webhook server, as --mode=webhook does,
 // and returns the server's base URL.
 func startServer(cfg *rest.Config, opts Options) string {
+	_, url := startTestServer(cfg, opts)
+	return url
+}
+
+// startTestServer is startServer that also returns the Server, for the tests
+// that look at its state.
+func startTestServer(cfg *rest.Config, opts Options) (*Server, string) {
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                 scheme,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
 	})
 	Expect(err).NotTo(HaveOccurred())
-	s := New(opts, mgr.GetClient(), mgr.GetAPIReader(), secretcache.New(mgr.GetClient(), mgr.GetAPIReader()))
+	s := New(opts, mgr.GetClient(), mgr.GetAPIReader(), secretcache.New(mgr.GetClient(), mgr.GetAPIReader()),
+		mgr.GetEventRecorder("webhook-server"))
 	addr, err := s.Listen()
 	Expect(err).NotTo(HaveOccurred())
 	Expect(mgr.Add(s)).To(Succeed())
@@ -108,7 +120,7 @@ func startServer(cfg *rest.Config, opts Options) string {
 		defer GinkgoRecover()
 		Expect(mgr.Start(ctx)).To(Succeed())
 	}()
-	return "http://" + addr.String()
+	return s, "http://" + addr.String()
 }
 
 // newNamespace makes a namespace for one test: sources and Customers of tests

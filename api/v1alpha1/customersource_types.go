@@ -64,8 +64,11 @@ type CustomerSourceSpec struct {
 	TimestampTolerance *metav1.Duration `json:"timestampTolerance,omitempty"`
 
 	// TombstoneRetention is how long a deleted customer is kept (lifecycle Deleted)
-	// so that late events are recognised as stale.
-	// +kubebuilder:default="24h"
+	// so that late events, and the provider's retries of older events, are
+	// recognised as stale instead of bringing the customer back. At least 1h; the
+	// default of 7 days covers the providers' retry windows.
+	// +kubebuilder:default="168h"
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1h')",message="tombstoneRetention must be at least 1h"
 	// +optional
 	TombstoneRetention *metav1.Duration `json:"tombstoneRetention,omitempty"`
 

@@ -84,6 +84,30 @@ type Provider interface {
 	Parse(req *Request) (*Result, error)
 }
 
+// HeaderAuthenticator is implemented by providers whose credentials may travel in
+// headers (HTTP Basic, bearer tokens). The server calls it before it reads the
+// body, so that a request with missing or wrong header credentials is refused
+// without buffering its body, and counts against no source's rate limit.
+type HeaderAuthenticator interface {
+	// AuthenticateHeader checks the header credentials the Secret's data
+	// configures. It returns an *Error with the provider's answer (401, or
+	// SmarterPay's 498) when they are missing or wrong. Otherwise complete says
+	// whether the header alone authenticated the request; when it is false the
+	// body carries a signature that Parse verifies. Parse checks the header
+	// credentials again, so a provider stays correct on its own.
+	AuthenticateHeader(header http.Header, secret map[string][]byte) (complete bool, err *Error)
+}
+
+// AuthFailure says whether a rejection reason is a failed authentication: the
+// server limits those per client address, and answers them without detail.
+func AuthFailure(reason string) bool {
+	switch reason {
+	case ReasonUnauthorized, ReasonTimestamp, ReasonDecrypt:
+		return true
+	}
+	return false
+}
+
 // Simulator signs (and, for Phasio, encrypts) a plaintext payload exactly as the
 // provider does. The provider simulator under hack/ and the tests use it.
 type Simulator interface {

@@ -44,6 +44,8 @@ var _ providers.Provider = (*Provider)(nil)
 
 var _ providers.Simulator = (*Provider)(nil)
 
+var _ providers.HeaderAuthenticator = (*Provider)(nil)
+
 // New returns the Payway provider.
 func New() *Provider { return &Provider{} }
 
@@ -67,9 +69,18 @@ func (*Provider) ValidateSecret(data map[string][]byte) error {
 	return nil
 }
 
+// AuthenticateHeader implements providers.HeaderAuthenticator: Payway's only
+// credentials are headers, so a request is authenticated before its body is read.
+func (*Provider) AuthenticateHeader(header http.Header, secret map[string][]byte) (bool, *providers.Error) {
+	if err := authenticate(header, secret); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
 // Parse implements providers.Provider.
 func (*Provider) Parse(req *providers.Request) (*providers.Result, error) {
-	if err := authenticate(req); err != nil {
+	if err := authenticate(req.Header, req.Secret); err != nil {
 		return nil, err
 	}
 
@@ -121,20 +132,20 @@ func (*Provider) Parse(req *providers.Request) (*providers.Result, error) {
 // authenticate accepts whichever configured method the request uses: a Secret may
 // hold both Basic credentials and a token while a registration is being moved from
 // one to the other.
-func authenticate(req *providers.Request) *providers.Error {
-	basic := providers.HasSecret(req.Secret, providers.KeyUsername)
-	bearer := len(providers.SecretValues(req.Secret, providers.KeyToken)) > 0
+func authenticate(header http.Header, secret map[string][]byte) *providers.Error {
+	basic := providers.HasSecret(secret, providers.KeyUsername)
+	bearer := len(providers.SecretValues(secret, providers.KeyToken)) > 0
 	if !basic && !bearer {
 		return providers.Unauthorized("no credentials are configured for this source")
 	}
-	if _, _, ok := providers.BasicAuth(req.Header); ok {
-		if basic && providers.VerifyBasic(req.Header, req.Secret) {
+	if _, _, ok := providers.BasicAuth(header); ok {
+		if basic && providers.VerifyBasic(header, secret) {
 			return nil
 		}
 		return providers.Unauthorized("wrong Basic credentials")
 	}
-	if _, ok := providers.BearerToken(req.Header); ok {
-		if bearer && providers.VerifyBearer(req.Header, req.Secret) {
+	if _, ok := providers.BearerToken(header); ok {
+		if bearer && providers.VerifyBearer(header, secret) {
 			return nil
 		}
 		return providers.Unauthorized("wrong bearer token")

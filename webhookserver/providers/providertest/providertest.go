@@ -351,7 +351,7 @@ func Run(t *testing.T, s Suite) {
 	t.Run("Fixtures", s.testFixtures)
 	t.Run("Duplicates", s.testDuplicates)
 	t.Run("Unauthenticated", s.testUnauthenticated)
-	if _, ok := s.Provider.(headerAuthenticator); ok {
+	if _, ok := s.Provider.(providers.HeaderAuthenticator); ok {
 		t.Run("HeaderAuthenticator", s.testHeaderAuthenticator)
 	}
 	t.Run("Timestamp", s.testTimestamp)
@@ -492,20 +492,13 @@ func (s *Suite) testUnauthenticated(t *testing.T) {
 	}
 }
 
-// headerAuthenticator is the optional check of header credentials before the body
-// is read (providers.HeaderAuthenticator), spelled out so the suite holds any
-// provider that implements it.
-type headerAuthenticator interface {
-	AuthenticateHeader(header http.Header, secret map[string][]byte) (complete bool, err *providers.Error)
-}
-
 // testHeaderAuthenticator: a provider that checks header credentials before the
 // body is read agrees with its own Parse. It never refuses a request Parse
 // accepts; it refuses with the same answer; it never calls a request complete
 // that Parse refuses; and where the credentials are headers alone (the body is
 // not signed), it decides every request itself.
 func (s *Suite) testHeaderAuthenticator(t *testing.T) {
-	ha := s.Provider.(headerAuthenticator)
+	ha := s.Provider.(providers.HeaderAuthenticator)
 	sim := s.simulator(t)
 	plain := s.first().Plaintext
 	valid := []namedRequest{{"suite secret", Signed(t, sim, plain, s.Secret, s.now())}}

@@ -45,6 +45,8 @@ var _ providers.Provider = (*Provider)(nil)
 
 var _ providers.Simulator = (*Provider)(nil)
 
+var _ providers.HeaderAuthenticator = (*Provider)(nil)
+
 // New returns the SmarterPay Cloud provider.
 func New() *Provider { return &Provider{} }
 
@@ -73,6 +75,21 @@ func unauthorized(format string, args ...any) *providers.Error {
 	e := providers.Unauthorized(format, args...)
 	e.Status = providers.StatusSmarterPayUnauthorized
 	return e
+}
+
+// AuthenticateHeader implements providers.HeaderAuthenticator. Basic
+// credentials, when the Secret configures them, are checked before the body is
+// read; a source with a Webhook Key still needs Parse to verify the signature.
+func (*Provider) AuthenticateHeader(header http.Header, secret map[string][]byte) (bool, *providers.Error) {
+	keys := providers.SecretValues(secret, providers.KeySecret)
+	basic := providers.HasSecret(secret, providers.KeyUsername) || providers.HasSecret(secret, providers.KeyPassword)
+	if len(keys) == 0 && !basic {
+		return false, unauthorized("no credentials are configured for this source")
+	}
+	if basic && !providers.VerifyBasic(header, secret) {
+		return false, unauthorized("missing or wrong Basic credentials")
+	}
+	return len(keys) == 0, nil
 }
 
 // Parse implements providers.Provider.

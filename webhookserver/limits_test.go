@@ -1,0 +1,462 @@
+/*
+Copyright 2026 The customer-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package webhookserver
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strings"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
+	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	crmv1alpha1 "github.com/customer-operator/customer-operator/api/v1alpha1"
+	"github.com/customer-operator/customer-operator/webhookserver/providers"
+	"github.com/customer-operator/customer-operator/webhookserver/providers/registry"
+)
+
+// rawRequest sends a request's head and the first sent bytes of its body by
+// hand, and returns the connection so the test decides what comes next.
+func rawRequest(baseURL, path string, header http.Header, contentLength int, sent []byte) net.Conn {
+	u, err := url.Parse(baseURL)
+	ExpectWithOffset(1, err).NotTo(HaveOccurred())
+	conn, err := net.DialTimeout("tcp", u.Host, 5*time.Second)
+	ExpectWithOffset(1, err).NotTo(HaveOccurred())
+	var head bytes.Buffer
+	fmt.Fprintf(&head, "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Length: %d\r\n", path, u.Host, contentLength)
+	_ = header.Write(&head)
+	head.WriteString("\r\n")
+	head.Write(sent)
+	_, err = conn.Write(head.Bytes())
+	ExpectWithOffset(1, err).NotTo(HaveOccurred())
+	return conn
+}
+
+// readAnswer reads the answer on conn, failing if it takes longer than within.
+func readAnswer(conn net.Conn, within time.Duration) (*http.Response, []byte) {
+	ExpectWithOffset(1, conn.SetReadDeadline(time.Now().Add(within))).To(Succeed())
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	ExpectWithOffset(1, err).NotTo(HaveOccurred(), "no answer within %s", within)
+	b, _ := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	return resp, b
+}
+
+// sourceEvents are the Events about a CustomerSource with a reason.
+func sourceEvents(ns, source, reason string) []eventsv1.Event {
+	list := &eventsv1.EventList{}
+	ExpectWithOffset(1, k8sClient.List(ctx, list, client.InNamespace(ns))).To(Succeed())
+	var out []eventsv1.Event
+	for _, e := range list.Items {
+		if e.Regarding.Kind == "CustomerSource" && e.Regarding.Name == source && e.Reason == reason {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// seriesOf counts a metric's series that carry a source label value.
+func seriesOf(c prometheus.Collector, source string) int {
+	ch := make(chan prometheus.Metric, 1024)
+	go func() { c.Collect(ch); close(ch) }()
+	n := 0
+	for m := range ch {
+		var d dto.Metric
+		Expect(m.Write(&d)).To(Succeed())
+		for _, l := range d.GetLabel() {
+			if l.GetName() == "source" && l.GetValue() == source {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+func signed(provider crmv1alpha1.Provider, secret map[string][]byte, plaintext []byte) ([]byte, http.Header) {
+	body, header, err := registry.Lookup(provider).(providers.Simulator).Prepare(plaintext, secret, time.Now())
+	ExpectWithOffset(1, err).NotTo(HaveOccurred())
+	return body, header
+}
+
+var _ = Describe("Limits before authentication", func() {
+	var ns string
+	BeforeEach(func() { ns = newNamespace() })
+
+	It("answers a Content-Length over the limit 413 without reading the body", func() {
+		createSource(ns, "gettrx", crmv1alpha1.ProviderGETTRX, gettrxSecret)
+		conn := rawRequest(baseURL, "/hooks/"+ns+"/gettrx", http.Header{"Content-Type": {"application/json"}}, 2_000_000, nil)
+		defer func() { _ = conn.Close() }()
+		resp, body := readAnswer(conn, 5*time.Second)
+		Expect(resp.StatusCode).To(Equal(http.StatusRequestEntityTooLarge), string(body))
+		Expect(resp.Close).To(BeTrue(), "the connection is closed rather than drained")
+		Expect(decodeAnswer(body).Reason).To(Equal("body_too_large"))
+	})
+
+	It("checks header credentials before the body is sent: Payway Basic, and a SmarterPay Basic-only source", func() {
+		createSource(ns, "payway", crmv1alpha1.ProviderPayway, paywaySecret)
+		basicOnly := map[string][]byte{"username": []byte("sp"), "password": []byte("sp-password")}
+		createSource(ns, "smarterpay", crmv1alpha1.ProviderSmarterPay, basicOnly)
+
+		for _, c := range []struct {
+			source string
+			header http.Header
+			code   int
+		}{
+			{"payway", http.Header{"Authorization": {providers.BasicHeader([]byte("payway"), []byte("guess"))}}, http.StatusUnauthorized},
+			{"payway", http.Header{}, http.StatusUnauthorized},
+			{"smarterpay", http.Header{"Authorization": {providers.BasicHeader([]byte("sp"), []byte("guess"))}}, providers.StatusSmarterPayUnauthorized},
+		} {
+			// The head only: a server that waited for the body would not answer.
+			conn := rawRequest(baseURL, "/hooks/"+ns+"/"+c.source, c.header, 10_000, nil)
+			resp, body := readAnswer(conn, 5*time.Second)
+			_ = conn.Close()
+			Expect(resp.StatusCode).To(Equal(c.code), "%s: %s", c.source, body)
+			a := decodeAnswer(body)
+			Expect(a.Reason).To(Equal("unauthorized"))
+			Expect(a.Error).To(Equal("authentication failed"), "no more than the status and a reason")
+		}
+
+		By("the right credentials still reaching the body")
+		body := fixture("payway/account-changed-webhook.json")
+		code, resp := post(ns, "payway", body, http.Header{"Authorization": {providers.BasicHeader(paywaySecret["username"], paywaySecret["password"])}})
+		Expect(code).To(Equal(http.StatusOK), string(resp))
+	})
+
+	It("reads a body without Content-Length (chunked) within the same limits", func() {
+		createSource(ns, "gettrx", crmv1alpha1.ProviderGETTRX, gettrxSecret)
+		chunked := func(body []byte, header http.Header) (int, []byte) {
+			req, err := http.NewRequest(http.MethodPost, baseURL+"/hooks/"+ns+"/gettrx", io.NopCloser(bytes.NewReader(body)))
+			Expect(err).NotTo(HaveOccurred())
+			req.Header = header
+			resp, err := http.DefaultClient.Do(req)
+			Expect(err).NotTo(HaveOccurred())
+			defer func() { _ = resp.Body.Close() }()
+			Expect(resp.Request.ContentLength).To(BeZero())
+			b, _ := io.ReadAll(resp.Body)
+			return resp.StatusCode, b
+		}
+		code, resp := chunked(signed(crmv1alpha1.ProviderGETTRX, gettrxSecret, gettrxEvent("evt_chunked", "customer.created", 1000, "cus_chunked", "chunked")))
+		Expect(code).To(Equal(http.StatusOK), string(resp))
+
+		big := bytes.Repeat([]byte(" "), 2<<20)
+		code, resp = chunked(big, http.Header{"Content-Type": {"application/json"}})
+		Expect(code).To(Equal(http.StatusRequestEntityTooLarge), string(resp))
+	})
+
+	It("bounds the body bytes buffered across the server: past it 503 with Retry-After", func() {
+		srv, srvURL := startTestServer(cfg, Options{BindAddress: "127.0.0.1:0", MaxBufferedBytes: 1_500_000})
+		createSource(ns, "gettrx", crmv1alpha1.ProviderGETTRX, gettrxSecret)
+		path := "/hooks/" + ns + "/gettrx"
+		Eventually(func() int {
+			code, _ := do(http.MethodPost, srvURL+path, []byte("{"), http.Header{})
+			return code
+		}, 20*time.Second, 50*time.Millisecond).ShouldNot(Equal(http.StatusNotFound))
+
+		By("one stalled 1 MB body holding most of the budget")
+		held := rawRequest(srvURL, path, http.Header{"X-Webhook-Signature": {strings.Repeat("0", 64)}}, 1_000_000, bytes.Repeat([]byte("x"), 999_999))
+		defer func() { _ = held.Close() }()
+		Eventually(func() bool {
+			free := srv.budget.sem.TryAcquire(600_000)
+			if free {
+				srv.budget.sem.Release(600_000)
+			}
+			return free
+		}, 10*time.Second, 20*time.Millisecond).Should(BeFalse(), "the held body is reserved")
+
+		big := gettrxEvent("evt_big", "customer.created", 1000, "cus_big", "big")
+		big = append(big[:len(big)-1], []byte(`,"pad":"`+strings.Repeat("p", 600_000)+`"}`)...)
+		body, header := signed(crmv1alpha1.ProviderGETTRX, gettrxSecret, big)
+		code, resp := do(http.MethodPost, srvURL+path, body, header)
+		Expect(code).To(Equal(http.StatusServiceUnavailable), string(resp))
+		Expect(decodeAnswer(resp).Reason).To(Equal("server_busy"))
+
+		By("a small delivery still fitting beside it")
+		small, smallHeader := signed(crmv1alpha1.ProviderGETTRX, gettrxSecret, gettrxEvent("evt_small", "customer.created", 1000, "cus_small", "small"))
+		code, resp = do(http.MethodPost, srvURL+path, small, smallHeader)
+		Expect(code).To(Equal(http.StatusOK), string(resp))
+
+		By("the held body ending, and its room coming back")
+		_, err := held.Write([]byte("}"))
+		Expect(err).NotTo(HaveOccurred())
+		answer, _ := readAnswer(held, 5*time.Second)
+		Expect(answer.StatusCode).To(Equal(http.StatusUnauthorized))
+		code, resp = do(http.MethodPost, srvURL+path, body, header)
+		Expect(code).To(Equal(http.StatusOK), string(resp))
+	})
+
+	It("limits failed authentications per client address, also behind a trusted proxy", func() {
+		srv, srvURL := startTestServer(cfg, Options{BindAddress: "127.0.0.1:0", AuthFailuresPerMinute: 3,
+			TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
+		createSource(ns, "gettrx", crmv1alpha1.ProviderGETTRX, gettrxSecret)
+		path := srvURL + "/hooks/" + ns + "/gettrx"
+		from := func(xff string, h http.Header) http.Header {
+			h = h.Clone()
+			h.Set("X-Forwarded-For", xff)
+			return h
+		}
+		Eventually(func() int {
+			code, _ := do(http.MethodPost, path, []byte("{}"), from("192.0.2.1", http.Header{}))
+			return code
+		}, 20*time.Second, 50*time.Millisecond).ShouldNot(Equal(http.StatusNotFound))
+
+		unsigned := gettrxEvent("evt_guess", "customer.created", 1000, "cus_guess", "guess")
+		for i := range 3 {
+			code, resp := do(http.MethodPost, path, unsigned, from("203.0.113.7", http.Header{}))
+			Expect(code).To(Equal(http.StatusUnauthorized), "failure %d: %s", i, resp)
+		}
+		req, _ := http.NewRequest(http.MethodPost, path, bytes.NewReader(unsigned))
+		req.Header = from("203.0.113.7", http.Header{})
+		r, err := http.DefaultClient.Do(req)
+		Expect(err).NotTo(HaveOccurred())
+		_ = r.Body.Close()
+		Expect(r.StatusCode).To(Equal(http.StatusTooManyRequests))
+		Expect(r.Header.Get("Retry-After")).NotTo(BeEmpty())
+
+		body, header := signed(crmv1alpha1.ProviderGETTRX, gettrxSecret, gettrxEvent("evt_ok", "customer.created", 1000, "cus_ok", "ok"))
+		code, resp := do(http.MethodPost, path, body, from("203.0.113.7", header))
+		Expect(code).To(Equal(http.StatusTooManyRequests), "even a right guess is refused while over the limit: %s", resp)
+		code, resp = do(http.MethodPost, path, body, from("198.51.100.9, 203.0.113.7", header))
+		Expect(code).To(Equal(http.StatusTooManyRequests), "the left part of X-Forwarded-For is the client's to forge: %s", resp)
+		code, resp = do(http.MethodPost, path, body, from("198.51.100.9", header))
+		Expect(code).To(Equal(http.StatusOK), "another client is not affected: %s", resp)
+		Expect(srv.guard.tracked()).To(Equal(2), "192.0.2.1 and 203.0.113.7 failed")
+	})
+
+	It("says only the status and a reason before authentication, and tells the details to the source's Events", func() {
+		createSource(ns, "phasio", crmv1alpha1.ProviderPhasio, map[string][]byte{"secret": []byte("too-short")})
+		var code int
+		var body []byte
+		Eventually(func() int {
+			code, body = send(ns, "phasio", crmv1alpha1.ProviderPhasio, phasioSecret(), fixture("phasio/customer-organisation-created.json"))
+			return code
+		}, 10*time.Second, 50*time.Millisecond).Should(Equal(http.StatusServiceUnavailable))
+		a := decodeAnswer(body)
+		Expect(a.Reason).To(Equal("source_not_ready"))
+		Expect(a.Error).To(Equal("the source is not ready"))
+		for _, leak := range []string{"secret", "Secret", "32", "bytes", "credentials"} {
+			Expect(string(body)).NotTo(ContainSubstring(leak))
+		}
+		Eventually(func() []eventsv1.Event {
+			return sourceEvents(ns, "phasio", "WebhookSourceNotReady")
+		}, 10*time.Second, 100*time.Millisecond).Should(ContainElement(And(
+			HaveField("Type", corev1.EventTypeWarning),
+			HaveField("Note", And(ContainSubstring("source_not_ready"), ContainSubstring("phasio-credentials"), ContainSubstring("secret"))),
+		)), "kubectl describe csrc says why the provider is refused")
+	})
+
+	It("raises a burst of failed authentications as rate-limited Warning Events with the reason", func() {
+		srvURL := startServer(cfg, Options{BindAddress: "127.0.0.1:0", EventInterval: 3 * time.Second, SweepInterval: 500 * time.Millisecond})
+		Expect(k8sClient.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "payway"}, Data: paywaySecret})).To(Succeed())
+		Expect(k8sClient.Create(ctx, &crmv1alpha1.CustomerSource{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "payway"},
+			Spec:       crmv1alpha1.CustomerSourceSpec{Provider: crmv1alpha1.ProviderPayway, SecretRef: crmv1alpha1.SecretReference{Name: "payway"}},
+		})).To(Succeed())
+		path := srvURL + "/hooks/" + ns + "/payway"
+		right := http.Header{"Authorization": {providers.BasicHeader(paywaySecret["username"], paywaySecret["password"])}}
+		Eventually(func() int {
+			code, _ := do(http.MethodPost, path, []byte(`{"event":"order_created","payload":{}}`), right)
+			return code
+		}, 20*time.Second, 50*time.Millisecond).Should(Equal(http.StatusNoContent))
+
+		wrong := http.Header{"Authorization": {providers.BasicHeader([]byte("payway"), []byte("rotated-away"))}}
+		for range 20 {
+			code, _ := do(http.MethodPost, path, []byte("{}"), wrong)
+			Expect(code).To(Equal(http.StatusUnauthorized))
+		}
+		unauthorized := func() []eventsv1.Event { return sourceEvents(ns, "payway", "WebhookUnauthorized") }
+		Eventually(unauthorized, 10*time.Second, 100*time.Millisecond).Should(ConsistOf(And(
+			HaveField("Type", corev1.EventTypeWarning),
+			HaveField("Note", And(ContainSubstring("answered 401 (unauthorized)"), ContainSubstring("wrong Basic credentials"))),
+		)))
+		Consistently(func() int { return len(unauthorized()) }, 2*time.Second, 200*time.Millisecond).Should(Equal(1),
+			"one Event for the burst, not one per request")
+
+		By("a rejection after the interval: the same Event, repeated")
+		time.Sleep(time.Second)
+		code, _ := do(http.MethodPost, path, []byte("{}"), wrong)
+		Expect(code).To(Equal(http.StatusUnauthorized))
+		Eventually(func() int32 {
+			events := unauthorized()
+			if len(events) != 1 || events[0].Series == nil {
+				return 0
+			}
+			return events[0].Series.Count
+		}, 10*time.Second, 100*time.Millisecond).Should(BeNumerically(">=", 2))
+	})
+})
+
+var _ = Describe("Deletes and tombstones", func() {
+	var ns string
+	BeforeEach(func() { ns = newNamespace() })
+
+	It("answers 503 with Retry-After for a Customer being deleted, and applies the event once it is gone", func() {
+		createSource(ns, "gettrx", crmv1alpha1.ProviderGETTRX, gettrxSecret)
+		code, body := send(ns, "gettrx", crmv1alpha1.ProviderGETTRX, gettrxSecret, gettrxEvent("evt_d1", "customer.created", 1000, "cus_leaving", "leaving"))
+		Expect(code).To(Equal(http.StatusOK), string(body))
+		c := getCustomer(ns, crmv1alpha1.ProviderGETTRX, "cus_leaving")
+		c.Finalizers = append(c.Finalizers, "test.customer-operator.io/hold")
+		Expect(k8sClient.Update(ctx, c)).To(Succeed())
+		Expect(k8sClient.Delete(ctx, c)).To(Succeed())
+
+		ev := gettrxEvent("evt_d2", "customer.updated", 2000, "cus_leaving", "back")
+		Eventually(func() int {
+			code, _ := send(ns, "gettrx", crmv1alpha1.ProviderGETTRX, gettrxSecret, ev)
+			return code
+		}, 10*time.Second, 50*time.Millisecond).Should(Equal(http.StatusServiceUnavailable))
+		body, header := signed(crmv1alpha1.ProviderGETTRX, gettrxSecret, ev)
+		req, _ := http.NewRequest(http.MethodPost, baseURL+"/hooks/"+ns+"/gettrx", bytes.NewReader(body))
+		req.Header = header
+		resp, err := http.DefaultClient.Do(req)
+		Expect(err).NotTo(HaveOccurred())
+		b, _ := io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		Expect(resp.StatusCode).To(Equal(http.StatusServiceUnavailable))
+		Expect(resp.Header.Get("Retry-After")).NotTo(BeEmpty())
+		Expect(decodeAnswer(b).Reason).To(Equal("customer_deleting"))
+
+		c = getCustomer(ns, crmv1alpha1.ProviderGETTRX, "cus_leaving")
+		c.Finalizers = nil
+		Expect(k8sClient.Update(ctx, c)).To(Succeed())
+		Eventually(func() bool {
+			err := k8sClient.Get(ctx, client.ObjectKeyFromObject(c), &crmv1alpha1.Customer{})
+			return apierrors.IsNotFound(err)
+		}, 10*time.Second, 50*time.Millisecond).Should(BeTrue())
+		Eventually(func() int {
+			code, _ := send(ns, "gettrx", crmv1alpha1.ProviderGETTRX, gettrxSecret, ev)
+			return code
+		}, 10*time.Second, 50*time.Millisecond).Should(Equal(http.StatusOK))
+		Expect(getCustomer(ns, crmv1alpha1.ProviderGETTRX, "cus_leaving").Spec.DisplayName).To(Equal("back"))
+	})
+
+	It("keeps tombstones at least 1h, and 7 days by default", func() {
+		Expect(k8sClient.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "s"}, Data: gettrxSecret})).To(Succeed())
+		short := &crmv1alpha1.CustomerSource{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "short"},
+			Spec: crmv1alpha1.CustomerSourceSpec{Provider: crmv1alpha1.ProviderGETTRX, SecretRef: crmv1alpha1.SecretReference{Name: "s"},
+				TombstoneRetention: &metav1.Duration{Duration: 30 * time.Minute}},
+		}
+		err := k8sClient.Create(ctx, short)
+		Expect(apierrors.IsInvalid(err)).To(BeTrue(), "%v", err)
+		Expect(err.Error()).To(ContainSubstring("tombstoneRetention must be at least 1h"))
+
+		src := createSource(ns, "gettrx", crmv1alpha1.ProviderGETTRX, gettrxSecret)
+		Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(src), src)).To(Succeed())
+		Expect(src.Spec.TombstoneRetention.Duration).To(Equal(7 * 24 * time.Hour))
+		Expect(DefaultTombstoneRetention).To(Equal(src.Spec.TombstoneRetention.Duration), "the server's default is the CRD's")
+
+		code, body := send(ns, "gettrx", crmv1alpha1.ProviderGETTRX, gettrxSecret, fixture("gettrx/customer-deleted.json"))
+		Expect(code).To(Equal(http.StatusOK), string(body))
+		d := getCustomer(ns, crmv1alpha1.ProviderGETTRX, "cus_6793deef08af0b41b6d3b612")
+		until, err := time.Parse(time.RFC3339, d.Annotations[crmv1alpha1.AnnotationTombstoneUntil])
+		Expect(err).NotTo(HaveOccurred())
+		Expect(until).To(BeTemporally("~", time.Now().Add(7*24*time.Hour), time.Minute))
+	})
+})
+
+var _ = Describe("State that only grows", func() {
+	It("drops a deleted source's limiter, touches, Event bursts and metric series", func() {
+		ns := newNamespace()
+		src := createSource(ns, "gettrx", crmv1alpha1.ProviderGETTRX, gettrxSecret, func(s *crmv1alpha1.CustomerSource) {
+			s.Spec.RateLimit = &crmv1alpha1.RateLimit{EventsPerSecond: 100, Burst: 100}
+		})
+		code, body := send(ns, "gettrx", crmv1alpha1.ProviderGETTRX, gettrxSecret, gettrxEvent("evt_g1", "customer.created", 1000, "cus_g", "g"))
+		Expect(code).To(Equal(http.StatusOK), string(body))
+		code, _ = post(ns, "gettrx", []byte("{}"), http.Header{})
+		Expect(code).To(Equal(http.StatusUnauthorized))
+
+		has := func() bool {
+			server.mu.Lock()
+			defer server.mu.Unlock()
+			st, ok := server.sources[src.UID]
+			return ok && st.limiter != nil && !st.touched.IsZero() && len(st.told) > 0
+		}
+		Expect(has()).To(BeTrue(), "the source's limiter, last touch and last Event are kept")
+		key := ns + "/gettrx"
+		Expect(seriesOf(requestsTotal, key)).To(BeNumerically(">", 0))
+		Expect(seriesOf(rejectionsTotal, key)).To(BeNumerically(">", 0))
+		Expect(server.sweep(ctx)).To(Succeed())
+		Expect(has()).To(BeTrue(), "a live source keeps its state")
+
+		Expect(k8sClient.Delete(ctx, src)).To(Succeed())
+		Eventually(func() bool {
+			Expect(server.sweep(ctx)).To(Succeed())
+			server.mu.Lock()
+			defer server.mu.Unlock()
+			_, ok := server.sources[src.UID]
+			return ok
+		}, 10*time.Second, 50*time.Millisecond).Should(BeFalse())
+		for _, c := range []prometheus.Collector{requestsTotal, rejectionsTotal, eventsTotal, requestDuration} {
+			Expect(seriesOf(c, key)).To(BeZero())
+		}
+	})
+
+	It("forgets client addresses once they have earned back their allowance", func() {
+		g := newAddressGuard(3)
+		t0 := time.Now()
+		a := netip.MustParsePrefix("203.0.113.7/32")
+		for range 3 {
+			g.failed(a, t0)
+		}
+		_, blocked := g.blocked(a, t0)
+		Expect(blocked).To(BeTrue())
+		g.prune(t0.Add(10 * time.Second))
+		Expect(g.tracked()).To(Equal(1), "still paying back")
+		g.prune(t0.Add(61 * time.Second))
+		Expect(g.tracked()).To(BeZero())
+		Expect(testutil.ToFloat64(trackedAddresses)).To(BeNumerically(">=", 0))
+	})
+
+	It("counts IPv6 clients per /64, and takes the client from X-Forwarded-For only from a trusted proxy", func() {
+		req := func(remote, xff string) *http.Request {
+			r := &http.Request{RemoteAddr: remote, Header: http.Header{}}
+			if xff != "" {
+				r.Header.Set("X-Forwarded-For", xff)
+			}
+			return r
+		}
+		trusted := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
+		Expect(clientAddress(req("[2001:db8:1:2:3:4:5:6]:4000", ""), trusted)).To(Equal(netip.MustParsePrefix("2001:db8:1:2::/64")))
+		Expect(clientAddress(req("192.0.2.1:4000", "198.51.100.9"), trusted)).To(Equal(netip.MustParsePrefix("192.0.2.1/32")), "an untrusted peer's header is ignored")
+		Expect(clientAddress(req("10.1.1.1:4000", "198.51.100.9, 10.2.2.2"), trusted)).To(Equal(netip.MustParsePrefix("198.51.100.9/32")))
+		Expect(clientAddress(req("10.1.1.1:4000", ""), trusted)).To(Equal(netip.MustParsePrefix("10.1.1.1/32")))
+	})
+
+	It("samples rejection logs: the first few, then one per interval, counting the rest", func() {
+		s := New(Options{}, nil, nil, nil, nil)
+		ran := 0
+		for range 100 {
+			s.sampled("unauthorized", func(int64) { ran++ })
+		}
+		Expect(ran).To(Equal(5))
+		Expect(s.logSamplers["unauthorized"].suppressed.Load()).To(Equal(int64(95)))
+	})
+})
