@@ -136,6 +136,8 @@ build-installer: manifests kustomize ## Write dist/install.yaml: CRDs, namespace
 	@mkdir -p dist
 	@{ $(build-default); } > dist/install.yaml
 	@echo "wrote dist/install.yaml (image $(IMG))"
+	@# Not part of the installer (it needs the Prometheus Operator's CRDs), but it must build.
+	$(KUSTOMIZE) build config/prometheus > /dev/null
 
 .PHONY: chart
 chart: manifests ## Copy the CRDs, alerts and dashboard from config/ into the Helm chart (dist/chart).
