@@ -47,13 +47,6 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- include "customer-operator.fullname" . }}-webhook-server
 {{- end }}
 
-{{/* --watch-namespaces, when the operator is limited to some namespaces. */}}
-{{- define "customer-operator.watchNamespacesArg" -}}
-{{- if .Values.watchNamespaces }}
-- --watch-namespaces={{ join "," .Values.watchNamespaces }}
-{{- end }}
-{{- end }}
-
 {{/* The securityContexts the restricted Pod Security Standard requires. */}}
 {{- define "customer-operator.podSecurityContext" -}}
 runAsNonRoot: true
