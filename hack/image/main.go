@@ -18,8 +18,8 @@ limitations under the License.
 // Docker engine: one layer holding the static manager, the CA certificates and the
 // nonroot user, on an empty base. `make image` runs it.
 //
-// The archive is in `docker save` form with OCI media types: `docker load`,
-// `podman load`, `ctr images import`, `kind load image-archive` and
+// The archive is in `docker save` form (manifest.json, the config and the layers):
+// `docker load`, `podman load`, `ctr images import`, `kind load image-archive` and
 // `crane push` read it.
 package main
 
