@@ -39,6 +39,7 @@ import (
 // object must be accepted.
 func apply(t *testing.T, source string, objs []*unstructured.Unstructured) {
 	t.Helper()
+	c := apiServer(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	first := func(u *unstructured.Unstructured) bool {
@@ -53,7 +54,7 @@ func apply(t *testing.T, source string, objs []*unstructured.Unstructured) {
 			var err error
 			// A kind whose CRD was applied just now is served a moment later.
 			for {
-				err = k8sClient.Apply(ctx, client.ApplyConfigurationFromUnstructured(u.DeepCopy()), owner, client.ForceOwnership)
+				err = c.Apply(ctx, client.ApplyConfigurationFromUnstructured(u.DeepCopy()), owner, client.ForceOwnership)
 				if !meta.IsNoMatchError(err) || ctx.Err() != nil {
 					break
 				}
@@ -68,9 +69,10 @@ func apply(t *testing.T, source string, objs []*unstructured.Unstructured) {
 
 func ensureNamespaces(t *testing.T, names ...string) {
 	t.Helper()
+	c := apiServer(t)
 	for _, n := range names {
 		ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: n}}
-		if err := k8sClient.Create(context.Background(), ns); client.IgnoreAlreadyExists(err) != nil {
+		if err := c.Create(context.Background(), ns); client.IgnoreAlreadyExists(err) != nil {
 			t.Fatalf("creating namespace %s: %v", n, err)
 		}
 	}

@@ -26,6 +26,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -37,24 +38,38 @@ import (
 // The repository's root, from this package's directory.
 const root = "../.."
 
-var k8sClient client.Client
+var (
+	env       *envtest.Environment
+	k8sClient client.Client
+	startOnce sync.Once
+	startErr  error
+)
+
+// apiServer starts the API server for the first test that needs it (the metrics
+// tests do not), and fails the test when it cannot.
+func apiServer(t *testing.T) client.Client {
+	t.Helper()
+	startOnce.Do(func() {
+		env = &envtest.Environment{}
+		cfg, err := env.Start()
+		if err != nil {
+			startErr = fmt.Errorf("starting the API server (KUBEBUILDER_ASSETS must hold kube-apiserver and etcd): %w", err)
+			return
+		}
+		k8sClient, startErr = client.New(cfg, client.Options{})
+	})
+	if startErr != nil {
+		t.Fatal(startErr)
+	}
+	return k8sClient
+}
 
 func TestMain(m *testing.M) {
-	env := &envtest.Environment{}
-	cfg, err := env.Start()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "starting the API server (KUBEBUILDER_ASSETS must hold kube-apiserver and etcd):", err)
-		os.Exit(1)
-	}
-	k8sClient, err = client.New(cfg, client.Options{})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "creating the client:", err)
-		_ = env.Stop()
-		os.Exit(1)
-	}
 	code := m.Run()
-	if err := env.Stop(); err != nil {
-		fmt.Fprintln(os.Stderr, "stopping the API server:", err)
+	if env != nil {
+		if err := env.Stop(); err != nil {
+			fmt.Fprintln(os.Stderr, "stopping the API server:", err)
+		}
 	}
 	os.Exit(code)
 }
