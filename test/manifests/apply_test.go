@@ -192,8 +192,8 @@ func TestChartEverything(t *testing.T) {
 	}
 	if d := find(objs, "Deployment", "-webhook-server"); len(d) != 1 {
 		t.Errorf("%d webhook-server Deployments, want 1", len(d))
-	} else if r, _, _ := unstructured.NestedInt64(d[0].Object, "spec", "replicas"); r != 3 {
-		t.Errorf("webhook-server replicas = %d, want 3", r)
+	} else if r, _, _ := unstructured.NestedFieldNoCopy(d[0].Object, "spec", "replicas"); fmt.Sprint(r) != "3" {
+		t.Errorf("webhook-server replicas = %v, want 3", r)
 	}
 
 	if ing := find(objs, "Ingress", ""); len(ing) != 1 {
