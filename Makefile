@@ -108,10 +108,10 @@ dev: manifests generate controlplane ## Run the operator on an embedded local co
 docker-build: ## Build the container image (needs a Docker engine).
 	docker build -t $(IMG) .
 
-##@ Deployment
+##@ Image
 
 .PHONY: image
-image: ## Write an OCI image of the manager to IMAGE_ARCHIVE (no Docker needed): static binary, CA certificates, user 65532.
+image: ## Write the manager's image archive to IMAGE_ARCHIVE (no Docker needed): static binary, CA certificates, user 65532.
 	@mkdir -p bin/image $(dir $(IMAGE_ARCHIVE))
 	CGO_ENABLED=0 GOOS=linux GOARCH=$(IMAGE_ARCH) go build -trimpath -ldflags "$(LDFLAGS)" -o bin/image/manager .
 	cd hack/image && go run . --binary $(abspath bin/image/manager) --ca-certificates $(CA_CERTS) \
