@@ -72,7 +72,8 @@ func ensureNamespaces(t *testing.T, names ...string) {
 	c := apiServer(t)
 	for _, n := range names {
 		ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: n}}
-		if err := c.Create(context.Background(), ns); client.IgnoreAlreadyExists(err) != nil {
+		err := c.Create(context.Background(), ns)
+		if client.IgnoreAlreadyExists(err) != nil {
 			t.Fatalf("creating namespace %s: %v", n, err)
 		}
 	}
