@@ -1,0 +1,13 @@
+// A module of its own, so go-containerregistry (and what it brings) stays out of the
+// operator's go.mod: it builds the image, it is not part of it.
+module github.com/customer-operator/customer-operator/hack/image
+
+go 1.26.0
+
+require github.com/google/go-containerregistry v0.22.1
+
+require (
+	github.com/klauspost/compress v1.19.2 // indirect
+	github.com/opencontainers/go-digest v1.0.0 // indirect
+	github.com/opencontainers/image-spec v1.1.1 // indirect
+)
