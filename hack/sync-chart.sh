@@ -37,3 +37,21 @@ done
 
 cp "$root/config/prometheus/alerts.yaml" "$chart/files/alerts.yaml"
 cp "$root"/config/prometheus/dashboards/*.json "$chart/files/"
+
+# The roles' rules, taken from the roles controller-gen generates from the RBAC
+# markers, so the chart grants exactly what the installer grants.
+rules() { # name file
+  echo "{{- define \"customer-operator.$1\" -}}"
+  awk '/^rules:$/ { on = 1; next } on { print }' "$2"
+  echo '{{- end }}'
+}
+{
+  echo '{{/*'
+  echo 'The identities'"'"' permissions, copied by hack/sync-chart.sh from config/rbac/role.yaml'
+  echo '(the controllers) and config/rbac/webhook_server_role.yaml (the webhook server), which'
+  echo 'controller-gen generates from the RBAC markers. Do not edit: run `make chart`.'
+  echo '*/}}'
+  rules managerRules "$root/config/rbac/role.yaml"
+  echo
+  rules webhookRules "$root/config/rbac/webhook_server_role.yaml"
+} >"$chart/templates/rbac/_rules.tpl"

@@ -1,6 +1,7 @@
 {{/*
-The controllers' permissions: the same rules as config/rbac/role.yaml, generated
-there from the RBAC markers (test/manifests fails when the two differ).
+The identities' permissions, copied by hack/sync-chart.sh from config/rbac/role.yaml
+(the controllers) and config/rbac/webhook_server_role.yaml (the webhook server), which
+controller-gen generates from the RBAC markers. Do not edit: run `make chart`.
 */}}
 {{- define "customer-operator.managerRules" -}}
 - apiGroups:
@@ -16,12 +17,10 @@ there from the RBAC markers (test/manifests fails when the two differ).
   resources:
   - customers
   verbs:
-  - create
   - delete
   - get
   - list
   - patch
-  - update
   - watch
 - apiGroups:
   - crm.customer-operator.io
@@ -57,10 +56,6 @@ there from the RBAC markers (test/manifests fails when the two differ).
   - patch
 {{- end }}
 
-{{/*
-The webhook server's permissions. It faces the internet, so it may read Secrets
-only by name, and neither list them nor delete anything.
-*/}}
 {{- define "customer-operator.webhookRules" -}}
 - apiGroups:
   - ""
@@ -68,6 +63,24 @@ only by name, and neither list them nor delete anything.
   - secrets
   verbs:
   - get
+- apiGroups:
+  - ""
+  - events.k8s.io
+  resources:
+  - events
+  verbs:
+  - create
+  - patch
+- apiGroups:
+  - crm.customer-operator.io
+  resources:
+  - customers
+  verbs:
+  - create
+  - get
+  - list
+  - update
+  - watch
 - apiGroups:
   - crm.customer-operator.io
   resources:
@@ -82,20 +95,4 @@ only by name, and neither list them nor delete anything.
   - customersources/status
   verbs:
   - patch
-- apiGroups:
-  - crm.customer-operator.io
-  resources:
-  - customers
-  verbs:
-  - create
-  - get
-  - list
-  - update
-  - watch
-- apiGroups:
-  - events.k8s.io
-  resources:
-  - events
-  verbs:
-  - create
 {{- end }}
