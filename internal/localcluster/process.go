@@ -126,22 +126,26 @@ func (p *Process) Tail(n int) string {
 const clockTicks = 100
 
 // CPUTime is the user plus system CPU time the process has used so far.
-func (p *Process) CPUTime() (time.Duration, error) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.Pid()))
+func (p *Process) CPUTime() (time.Duration, error) { return CPUTime(p.Pid()) }
+
+// CPUTime is the user plus system CPU time process pid has used so far, from
+// /proc/<pid>/stat (utime + stime).
+func CPUTime(pid int) (time.Duration, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return 0, fmt.Errorf("reading the CPU time of %s: %w", p.Name, err)
+		return 0, fmt.Errorf("reading the CPU time of pid %d: %w", pid, err)
 	}
 	// The command name (field 2) may hold spaces; the fields after its ')' do not.
 	rest := string(data[bytes.LastIndexByte(data, ')')+2:])
 	fields := strings.Fields(rest)
 	// utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the name.
 	if len(fields) < 13 {
-		return 0, fmt.Errorf("short /proc/%d/stat", p.Pid())
+		return 0, fmt.Errorf("short /proc/%d/stat", pid)
 	}
 	utime, err1 := strconv.ParseInt(fields[11], 10, 64)
 	stime, err2 := strconv.ParseInt(fields[12], 10, 64)
 	if err := errors.Join(err1, err2); err != nil {
-		return 0, fmt.Errorf("parsing /proc/%d/stat: %w", p.Pid(), err)
+		return 0, fmt.Errorf("parsing /proc/%d/stat: %w", pid, err)
 	}
 	return time.Duration(utime+stime) * time.Second / clockTicks, nil
 }
