@@ -41,6 +41,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -48,6 +49,7 @@ import (
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	crmv1alpha1 "github.com/customer-operator/customer-operator/api/v1alpha1"
 	"github.com/customer-operator/customer-operator/internal/benchutil"
@@ -109,6 +111,8 @@ func main() {
 	memSizes := flag.String("memory-sizes", "10000,50000", "Customer counts at which the manager's RSS is measured")
 	keep := flag.Bool("keep", false, "keep the state directory (logs) after the run")
 	flag.Parse()
+	// envtest.InstallCRDs logs through controller-runtime; nothing here needs it.
+	ctrllog.SetLogger(logr.Discard())
 
 	began := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
@@ -447,7 +451,7 @@ func (b *bench) memory(n int) (rss, objBytes int64) {
 	defer m.Stop(10 * time.Second)
 	// controller-runtime logs "Starting workers" once the controller's caches synced.
 	deadline := time.Now().Add(5 * time.Minute)
-	for !m.LogContains(`"Starting workers","controller":"customer"`) {
+	for !m.LogContains("Starting workers", `"controller":"customer"`) {
 		if time.Now().After(deadline) {
 			check(fmt.Errorf("%s did not sync its cache within 5m:\n%s", name, m.Tail(20)))
 		}

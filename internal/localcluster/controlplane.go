@@ -130,7 +130,9 @@ func (c *ControlPlane) StartAPIServer(ctx context.Context) error {
 	args := append([]string{
 		"--etcd-servers=" + c.etcdURL,
 		"--bind-address=127.0.0.1",
-		"--advertise-address=127.0.0.1",
+		// No Endpoints for the default "kubernetes" Service: nothing in-cluster calls it,
+		// and its reconciler refuses a loopback advertise address.
+		"--endpoint-reconciler-type=none",
 		"--secure-port=" + strconv.Itoa(c.apiPort),
 		"--cert-dir=" + pkiDir,
 		"--tls-cert-file=" + filepath.Join(pkiDir, "apiserver.crt"),

@@ -103,8 +103,20 @@ func (c *ControlPlane) StartManager(ctx context.Context, bin string, o ManagerOp
 	return m, nil
 }
 
-// LogContains reports whether the process's log holds s.
-func (p *Process) LogContains(s string) bool {
+// LogContains reports whether one line of the process's log holds every one of parts.
+func (p *Process) LogContains(parts ...string) bool {
 	data, err := os.ReadFile(p.LogPath)
-	return err == nil && strings.Contains(string(data), s)
+	if err != nil {
+		return false
+	}
+	for line := range strings.SplitSeq(string(data), "\n") {
+		all := true
+		for _, s := range parts {
+			all = all && strings.Contains(line, s)
+		}
+		if all {
+			return true
+		}
+	}
+	return false
 }
