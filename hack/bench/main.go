@@ -31,6 +31,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"math"
 	"net/http"
 	"os"
@@ -93,12 +94,14 @@ type Machine struct {
 }
 
 type bench struct {
-	ctx    context.Context
-	cp     *localcluster.ControlPlane
-	k8s    client.Client
-	bin    string
-	logf   func(string, ...any)
-	scheme *kruntime.Scheme
+	ctx context.Context
+	cp  *localcluster.ControlPlane
+	k8s client.Client
+	bin string
+	// profileDir, when set, receives pprof profiles of the manager.
+	profileDir string
+	logf       func(string, ...any)
+	scheme     *kruntime.Scheme
 }
 
 func main() {
@@ -110,6 +113,7 @@ func main() {
 	latFor := flag.Duration("latency-duration", 60*time.Second, "duration of the latency load")
 	memSizes := flag.String("memory-sizes", "10000,50000", "Customer counts at which the manager's RSS is measured")
 	keep := flag.Bool("keep", false, "keep the state directory (logs) after the run")
+	profileDir := flag.String("profile-dir", "", "write the manager's CPU profile of the latency load and its heap profile at the largest memory size here")
 	flag.Parse()
 	// envtest.InstallCRDs logs through controller-runtime; nothing here needs it.
 	ctrllog.SetLogger(logr.Discard())
@@ -127,7 +131,7 @@ func main() {
 	}
 	logf("state and logs in %s", dir)
 
-	b := &bench{ctx: ctx, logf: logf, scheme: kruntime.NewScheme()}
+	b := &bench{ctx: ctx, logf: logf, scheme: kruntime.NewScheme(), profileDir: *profileDir}
 	utilruntime.Must(clientgoscheme.AddToScheme(b.scheme))
 	utilruntime.Must(crmv1alpha1.AddToScheme(b.scheme))
 	abs, err := filepath.Abs(*binDir)
@@ -381,7 +385,9 @@ func (b *bench) latency(res *Result, rate float64, d time.Duration) {
 	defer m.Stop(10 * time.Second)
 	s := &localcluster.Sender{Targets: []string{m.WebhookURL}, Namespace: ns, Source: "gettrx", Secret: sourceKey, RetryFor: 2 * time.Minute}
 	b.warm(s, "warm-latency")
+	profiled := b.profile(m, "cpu-latency.pprof", fmt.Sprintf("/debug/pprof/profile?seconds=%d", int(d.Seconds())))
 	results := s.Load(b.ctx, "lat", rate, d)
+	<-profiled
 	deadline := time.Now().Add(5 * time.Minute)
 	var lat []float64
 	for {
@@ -459,15 +465,42 @@ func (b *bench) memory(n int) (rss, objBytes int64) {
 	}
 	time.Sleep(10 * time.Second)
 	// A heap profile with gc=1 runs a GC first; RSS then holds the live heap, not garbage.
-	if resp, err := http.Get("http://" + m.PprofAddr + "/debug/pprof/heap?gc=1"); err == nil {
-		_ = resp.Body.Close()
-	}
+	<-b.profile(m, fmt.Sprintf("heap-%d.pprof", n), "/debug/pprof/heap?gc=1")
 	time.Sleep(2 * time.Second)
 	rss, err = m.RSS()
 	check(err)
 	b.logf("memory: %d Customers (%d JSON bytes, %.0f each) cached: RSS %d MiB (%.2f× the objects)",
 		len(list.Items), objBytes, float64(objBytes)/float64(len(list.Items)), rss>>20, float64(rss)/float64(objBytes))
 	return rss, objBytes
+}
+
+// profile fetches a pprof endpoint of m in the background into the profile
+// directory (or discards it without one); the channel closes when it is done.
+func (b *bench) profile(m *localcluster.Manager, file, path string) <-chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		resp, err := http.Get("http://" + m.PprofAddr + path)
+		if err != nil {
+			b.logf("profile %s: %v", path, err)
+			return
+		}
+		defer func() { _ = resp.Body.Close() }()
+		w := io.Discard
+		if b.profileDir != "" {
+			f, err := os.Create(filepath.Join(b.profileDir, file))
+			if err != nil {
+				b.logf("profile %s: %v", file, err)
+				return
+			}
+			defer func() { _ = f.Close() }()
+			w = f
+		}
+		if _, err := io.Copy(w, resp.Body); err != nil {
+			b.logf("profile %s: %v", path, err)
+		}
+	}()
+	return done
 }
 
 // etcdDBSize reads etcd_mvcc_db_total_size_in_use_in_bytes from etcd's /metrics.
