@@ -161,7 +161,7 @@ func main() {
 	for _, s := range strings.Split(*memSizes, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
 		check(err)
-		rss, objs := b.memory(n)
+		rss, objs := b.memory(n, &res)
 		switch n {
 		case 10000:
 			res.RSSBytes10k, res.ObjectsBytes10k = rss, objs
@@ -421,7 +421,7 @@ func (b *bench) latency(res *Result, rate float64, d time.Duration) {
 // --mode=controllers manager and reads its RSS once its cache holds them all (after
 // a forced GC), against the JSON bytes of the objects as cached (managed fields
 // stripped, as main.go's cache transform does).
-func (b *bench) memory(n int) (rss, objBytes int64) {
+func (b *bench) memory(n int, res *Result) (rss, objBytes int64) {
 	ns := "memory"
 	var nsObj corev1.Namespace
 	if err := b.k8s.Get(b.ctx, client.ObjectKey{Name: ns}, &nsObj); err != nil {
@@ -440,7 +440,8 @@ func (b *bench) memory(n int) (rss, objBytes int64) {
 		check(err)
 	}
 	if dbAfter := etcdDBSize(b.cp.EtcdURL()); n > have && dbAfter > dbBefore {
-		b.logf("etcd: %d more Customers grew the database in use by %d bytes (%.0f bytes each)", n-have, dbAfter-dbBefore, float64(dbAfter-dbBefore)/float64(n-have))
+		res.EtcdBytesPerCustomer = math.Round(float64(dbAfter-dbBefore) / float64(n-have))
+		b.logf("etcd: %d more Customers grew the database in use by %d bytes (%.0f bytes each)", n-have, dbAfter-dbBefore, res.EtcdBytesPerCustomer)
 	}
 	list = crmv1alpha1.CustomerList{}
 	check(b.k8s.List(b.ctx, &list))
@@ -547,6 +548,7 @@ func printTable(r *Result) {
 	fmt.Printf("| `latency_p50_ms` (POST → sink, %d events) | %.0f ms | | | |\n", r.LatencyEvents, r.LatencyP50Ms)
 	fmt.Printf("| `latency_p99_ms` | %.0f ms | | ≤ 250 ms | %s |\n", r.LatencyP99Ms, verdict(r.LatencyP99Ms <= 250))
 	fmt.Printf("| RSS, 10k Customers cached | %s | %s of objects (%s) | | |\n", mib(r.RSSBytes10k), mib(r.ObjectsBytes10k), ratio(r.RSSBytes10k, r.ObjectsBytes10k))
+	fmt.Printf("| etcd database in use per Customer | %.0f bytes | | | |\n", r.EtcdBytesPerCustomer)
 	fmt.Printf("| RSS, 50k Customers cached | %s | %s of objects (%s) | ≤ 2× | %s |\n", mib(r.RSSBytes50k), mib(r.ObjectsBytes50k), ratio(r.RSSBytes50k, r.ObjectsBytes50k),
 		verdict(r.ObjectsBytes50k > 0 && r.RSSBytes50k <= 2*r.ObjectsBytes50k))
 	fmt.Println()
