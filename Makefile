@@ -81,6 +81,10 @@ test: manifests generate fmt vet controlplane build-installer chart-test ## Run 
 lint: golangci-lint ## Run golangci-lint (.golangci.yml).
 	$(GOLANGCI_LINT) run ./...
 
+.PHONY: test-e2e
+test-e2e: manifests controlplane ## Run the operator's binary as separate processes: leader failover, API server and sink outages.
+	KUBEBUILDER_ASSETS=$(K8S_BIN) go test -tags e2e ./test/e2e -count=1 -v -timeout 30m
+
 .PHONY: fuzz
 fuzz: ## Fuzz each provider decoder for FUZZTIME.
 	@for pkg in $$(go list ./webhookserver/providers/...); do \

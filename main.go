@@ -55,6 +55,10 @@ func main() {
 	var (
 		metricsAddr, probeAddr, mode string
 		leaderElect                  bool
+		leaderElectionNamespace      string
+		leaseDuration, renewDeadline time.Duration
+		retryPeriod                  time.Duration
+		pprofAddr                    string
 		webhookOpts                  webhookserver.Options
 		workers, perSink             int
 		deleteGrace                  time.Duration
@@ -69,6 +73,11 @@ func main() {
 	flag.StringVar(&watchNS, "watch-namespaces", "", "Comma-separated namespaces whose sources, sinks, Customers and Secrets are served; empty means all.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address of the /healthz and /readyz probes.")
 	flag.BoolVar(&leaderElect, "leader-elect", false, "Elect a leader among the replicas running controllers (the webhook server runs on every replica).")
+	flag.StringVar(&leaderElectionNamespace, "leader-election-namespace", "", "Namespace of the leader election Lease; required outside a cluster (in a Pod it defaults to the Pod's namespace).")
+	flag.DurationVar(&leaseDuration, "leader-election-lease-duration", 15*time.Second, "How long a standby waits after the leader's last renewal before it takes over.")
+	flag.DurationVar(&renewDeadline, "leader-election-renew-deadline", 10*time.Second, "How long the leader retries renewing its Lease before it gives up leading and exits; an API server outage longer than this restarts the leader.")
+	flag.DurationVar(&retryPeriod, "leader-election-retry-period", 2*time.Second, "How often leader election renews or tries to acquire the Lease.")
+	flag.StringVar(&pprofAddr, "pprof-bind-address", "", "Address of the net/http/pprof endpoints (/debug/pprof/); empty disables them. Bind it to loopback.")
 	flag.StringVar(&mode, "mode", "all", "Which parts run: all, controllers or webhook.")
 	flag.StringVar(&webhookOpts.BindAddress, "webhook-bind-address", webhookserver.DefaultOptions.BindAddress, "Address the webhook server listens on.")
 	flag.Int64Var(&webhookOpts.MaxBodyBytes, "webhook-max-body-bytes", webhookserver.DefaultOptions.MaxBodyBytes, "Largest webhook body accepted; larger ones are answered 413.")
@@ -145,6 +154,11 @@ func main() {
 		HealthProbeBindAddress:        probeAddr,
 		LeaderElection:                leaderElect && runControllers,
 		LeaderElectionID:              "customer-operator.crm.customer-operator.io",
+		LeaderElectionNamespace:       leaderElectionNamespace,
+		LeaseDuration:                 &leaseDuration,
+		RenewDeadline:                 &renewDeadline,
+		RetryPeriod:                   &retryPeriod,
+		PprofBindAddress:              pprofAddr,
 		LeaderElectionReleaseOnCancel: true,
 	})
 	if err != nil {

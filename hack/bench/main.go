@@ -1,0 +1,619 @@
+/*
+Copyright 2026 The customer-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+// Command bench measures the operator from outside, as a platform team sizes it: it
+// starts its own etcd and kube-apiserver from bin/k8s, the built manager binary as
+// processes and a sink receiver, then measures ingest against raw client-go
+// creates, the webhook process's CPU per event, propagation to a new sink against
+// raw status writes, POST-to-sink latency under a steady load, and the manager's
+// RSS with 10k and 50k Customers cached. It prints a Markdown table and, with
+// -json, one JSON object as its last line.
+//
+//	go run ./hack/bench -json
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	kruntime "k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+
+	crmv1alpha1 "github.com/customer-operator/customer-operator/api/v1alpha1"
+	"github.com/customer-operator/customer-operator/internal/benchutil"
+	"github.com/customer-operator/customer-operator/internal/localcluster"
+	"github.com/customer-operator/customer-operator/webhookserver"
+	"github.com/customer-operator/customer-operator/webhookserver/providers/registry"
+	"github.com/customer-operator/customer-operator/webhookserver/providers"
+	"github.com/customer-operator/customer-operator/webhookserver/providers/gettrx"
+)
+
+const sinkKey = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+var sourceKey = map[string][]byte{"secret": []byte("bench-gettrx-signing-key-0123456789")}
+
+// Result is the JSON the bench prints last.
+type Result struct {
+	IngestEventsPerS     float64 `json:"ingest_events_per_s"`
+	IngestRawCreatesPerS float64 `json:"ingest_raw_creates_per_s"`
+	IngestRatio          float64 `json:"ingest_ratio"`
+	WebhookCPUMsPerEvent float64 `json:"webhook_cpu_ms_per_event"`
+	WebhookProcessCPUMs  float64 `json:"webhook_process_cpu_ms_per_event"`
+	RawClientCPUMs       float64 `json:"raw_client_cpu_ms_per_create"`
+	PropagationPerS      float64 `json:"propagation_customers_per_s"`
+	RawStatusWritesPerS  float64 `json:"raw_status_writes_per_s"`
+	PropagationRatio     float64 `json:"propagation_ratio"`
+	LatencyP50Ms         float64 `json:"latency_p50_ms"`
+	LatencyP99Ms         float64 `json:"latency_p99_ms"`
+	LatencyEvents        int     `json:"latency_events"`
+	RSSBytes10k          int64   `json:"rss_bytes_10k"`
+	ObjectsBytes10k      int64   `json:"objects_bytes_10k"`
+	RSSBytes50k          int64   `json:"rss_bytes_50k"`
+	ObjectsBytes50k      int64   `json:"objects_bytes_50k"`
+	EtcdBytesPerCustomer float64 `json:"etcd_bytes_per_customer"`
+	Machine              Machine `json:"machine"`
+	DurationS            float64 `json:"duration_s"`
+}
+
+// Machine is what the figures were measured on.
+type Machine struct {
+	Cores    int    `json:"cores"`
+	CPUModel string `json:"cpu_model"`
+}
+
+type bench struct {
+	ctx context.Context
+	cp  *localcluster.ControlPlane
+	k8s client.Client
+	bin string
+	// profileDir, when set, receives pprof profiles of the manager.
+	profileDir string
+	logf       func(string, ...any)
+	scheme     *kruntime.Scheme
+}
+
+func main() {
+	jsonOut := flag.Bool("json", false, "print the figures as one JSON object on the last line")
+	binDir := flag.String("k8s-bin-dir", envOr("KUBEBUILDER_ASSETS", "bin/k8s"), "directory with etcd and kube-apiserver")
+	ingestN := flag.Int("ingest-events", 600, "events per ingest round (3 rounds per side)")
+	propN := flag.Int("propagation-customers", 2000, "Customers propagated to a new sink")
+	latRate := flag.Float64("latency-rate", 100, "events per second of the latency load")
+	latFor := flag.Duration("latency-duration", 60*time.Second, "duration of the latency load")
+	memSizes := flag.String("memory-sizes", "10000,50000", "Customer counts at which the manager's RSS is measured")
+	keep := flag.Bool("keep", false, "keep the state directory (logs) after the run")
+	profileDir := flag.String("profile-dir", "", "write the manager's CPU profile of the latency load and its heap profile at the largest memory size here")
+	flag.Parse()
+	// envtest.InstallCRDs logs through controller-runtime; nothing here needs it.
+	ctrllog.SetLogger(logr.Discard())
+
+	began := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+	defer cancel()
+	dir, err := os.MkdirTemp("", "bench-")
+	check(err)
+	if !*keep {
+		defer func() { _ = os.RemoveAll(dir) }()
+	}
+	logf := func(format string, args ...any) {
+		fmt.Fprintf(os.Stderr, "[%5.0fs] "+format+"\n", append([]any{time.Since(began).Seconds()}, args...)...)
+	}
+	logf("state and logs in %s", dir)
+
+	b := &bench{ctx: ctx, logf: logf, scheme: kruntime.NewScheme(), profileDir: *profileDir}
+	utilruntime.Must(clientgoscheme.AddToScheme(b.scheme))
+	utilruntime.Must(crmv1alpha1.AddToScheme(b.scheme))
+	abs, err := filepath.Abs(*binDir)
+	check(err)
+	b.cp = &localcluster.ControlPlane{BinDir: abs, Dir: dir,
+		// The defaults (400/200) throttle a 16-sender load before the CPU does.
+		APIServerArgs: []string{"--max-requests-inflight=1000", "--max-mutating-requests-inflight=500"}}
+	defer b.cp.Stop()
+	built := make(chan error, 1)
+	go func() {
+		var err error
+		b.bin, err = localcluster.BuildManager(ctx, ".", dir)
+		built <- err
+	}()
+	check(b.cp.Start(ctx))
+	check(b.cp.InstallCRDs("config/crd/bases"))
+	b.k8s, err = client.New(b.cp.RESTConfig(), client.Options{Scheme: b.scheme})
+	check(err)
+	check(<-built)
+	logf("control plane at %s, manager built", b.cp.URL())
+
+	var res Result
+	res.Machine = machine()
+	b.ingest(&res, *ingestN)
+	b.propagation(&res, *propN)
+	b.latency(&res, *latRate, *latFor)
+	for _, s := range strings.Split(*memSizes, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		check(err)
+		rss, objs := b.memory(n, &res)
+		switch n {
+		case 10000:
+			res.RSSBytes10k, res.ObjectsBytes10k = rss, objs
+		case 50000:
+			res.RSSBytes50k, res.ObjectsBytes50k = rss, objs
+		}
+	}
+	res.DurationS = math.Round(time.Since(began).Seconds())
+	printTable(&res)
+	if *jsonOut {
+		out, err := json.Marshal(&res)
+		check(err)
+		fmt.Println(string(out))
+	}
+}
+
+// namespace creates a namespace with a GETTRX source and, when sink, a sink at the
+// receiver.
+func (b *bench) namespace(ns string, sinkURL string) {
+	objs := []client.Object{
+		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}},
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "gettrx"}, Data: sourceKey},
+		&crmv1alpha1.CustomerSource{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "gettrx"},
+			Spec: crmv1alpha1.CustomerSourceSpec{Provider: crmv1alpha1.ProviderGETTRX, SecretRef: crmv1alpha1.SecretReference{Name: "gettrx"}}},
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "sink"}, StringData: map[string]string{"secret": sinkKey}},
+	}
+	if sinkURL != "" {
+		objs = append(objs, b.sink(ns, sinkURL))
+	}
+	for _, o := range objs {
+		check(b.k8s.Create(b.ctx, o))
+	}
+}
+
+func (b *bench) sink(ns, url string) *crmv1alpha1.CustomerSink {
+	return &crmv1alpha1.CustomerSink{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "receiver"},
+		Spec: crmv1alpha1.CustomerSinkSpec{URL: url, Format: crmv1alpha1.FormatStandardWebhooks, SecretRef: &crmv1alpha1.SecretReference{Name: "sink"}}}
+}
+
+// managerOptions is where the bench chooses flags beyond localcluster.ManagerArgs.
+func managerOptions(name, mode string) localcluster.ManagerOptions {
+	return localcluster.ManagerOptions{Name: name, Mode: mode}
+}
+
+// warm sends until the webhook server acknowledges, so measuring starts on a
+// server that knows the source.
+func (b *bench) warm(s *localcluster.Sender, id string) {
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		if r := s.Send(b.ctx, "evt_"+id, "cus_"+id); r.OK() {
+			return
+		} else if time.Now().After(deadline) {
+			check(fmt.Errorf("the webhook server did not acknowledge within 2m: %v", r.Err))
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+}
+
+// ingest: signed webhooks through a --mode=webhook manager against raw client-go
+// creates of the same Customers, 16 senders each, alternating rounds.
+func (b *bench) ingest(res *Result, perRound int) {
+	const senders, rounds = 16, 3
+	ns := "ingest"
+	b.namespace(ns, "")
+	m, err := b.cp.StartManager(b.ctx, b.bin, managerOptions("manager-webhook", "webhook"))
+	check(err)
+	defer m.Stop(10 * time.Second)
+	s := &localcluster.Sender{Targets: []string{m.WebhookURL}, Namespace: ns, Source: "gettrx", Secret: sourceKey, RetryFor: time.Minute}
+	b.warm(s, "warm-ingest")
+	var src crmv1alpha1.CustomerSource
+	check(b.k8s.Get(b.ctx, client.ObjectKey{Namespace: ns, Name: "gettrx"}, &src))
+
+	self := os.Getpid()
+	var hookRates, rawRates []float64
+	var hookCPU, rawCPU time.Duration
+	for round := range rounds {
+		objs := make([]*crmv1alpha1.Customer, perRound)
+		for i := range objs {
+			objs[i] = rawCustomer(ns, &src, fmt.Sprintf("raw%d-%05d", round, i))
+		}
+		cpu0 := cpuOf(self)
+		d, err := benchutil.Parallel(perRound, senders, func(i int) error { return b.k8s.Create(b.ctx, objs[i]) })
+		check(err)
+		rawCPU += cpuOf(self) - cpu0
+		rawRates = append(rawRates, float64(perRound)/d.Seconds())
+
+		mcpu0 := cpuOf(m.Pid())
+		d, err = benchutil.Parallel(perRound, senders, func(i int) error {
+			id := fmt.Sprintf("hook%d-%05d", round, i)
+			if r := s.Send(b.ctx, "evt_"+id, "cus_"+id); !r.OK() {
+				return fmt.Errorf("event %s: %v", id, r.Err)
+			}
+			return nil
+		})
+		check(err)
+		hookCPU += cpuOf(m.Pid()) - mcpu0
+		hookRates = append(hookRates, float64(perRound)/d.Seconds())
+	}
+	n := float64(rounds * perRound)
+	res.IngestRawCreatesPerS, res.IngestEventsPerS = round1(median(rawRates)), round1(median(hookRates))
+	res.IngestRatio = round2(median(hookRates) / median(rawRates))
+	res.WebhookProcessCPUMs = round3(float64(hookCPU.Microseconds()) / 1000 / n)
+	res.RawClientCPUMs = round3(float64(rawCPU.Microseconds()) / 1000 / n)
+	res.WebhookCPUMsPerEvent = round3(res.WebhookProcessCPUMs - res.RawClientCPUMs)
+	b.logf("ingest: webhooks %v/s, raw creates %v/s; webhook process %.3f ms CPU/event, raw client %.3f ms/create",
+		rounded(hookRates), rounded(rawRates), res.WebhookProcessCPUMs, res.RawClientCPUMs)
+	// No controller has seen them, so they carry no finalizer and go at once; the
+	// phases below measure their own Customers.
+	check(b.k8s.DeleteAllOf(b.ctx, &crmv1alpha1.Customer{}, client.InNamespace(ns)))
+}
+
+// rawCustomer is the Customer the webhook server writes for the event of id,
+// labels and annotations included.
+func rawCustomer(ns string, src *crmv1alpha1.CustomerSource, id string) *crmv1alpha1.Customer {
+	secret := sourceKey
+	now := time.Now()
+	body, header, err := gettrx.New().Prepare(localcluster.Event("evt_"+id, "cus_"+id, now), secret, now)
+	check(err)
+	parsed, err := registry.Lookup(crmv1alpha1.ProviderGETTRX).Parse(&providers.Request{Header: header, Body: body, Secret: secret, Now: now, Tolerance: time.Minute})
+	check(err)
+	ev := parsed.Events[0]
+	return &crmv1alpha1.Customer{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: webhookserver.CustomerName(ev.Customer.Provider, ev.Customer.ExternalID),
+			Labels: map[string]string{crmv1alpha1.LabelProvider: string(src.Spec.Provider), crmv1alpha1.LabelSource: src.Name},
+			Annotations: map[string]string{
+				crmv1alpha1.AnnotationLastEventID:       ev.ID,
+				crmv1alpha1.AnnotationLastEventType:     ev.Type,
+				crmv1alpha1.AnnotationLastEventTime:     ev.Time.UTC().Format(time.RFC3339Nano),
+				crmv1alpha1.AnnotationLastEventReceived: now.UTC().Format(time.RFC3339Nano),
+			}},
+		Spec: ev.Customer,
+	}
+}
+
+// propagation: n existing Customers reach a new sink, against raw status writes of
+// the same Customers at the controller's worker count.
+func (b *bench) propagation(res *Result, n int) {
+	const workers = 8 // --max-concurrent-reconciles' default
+	ns := "propagation"
+	b.namespace(ns, "")
+	var src crmv1alpha1.CustomerSource
+	check(b.k8s.Get(b.ctx, client.ObjectKey{Namespace: ns, Name: "gettrx"}, &src))
+	_, err := benchutil.Parallel(n, 16, func(i int) error {
+		return b.k8s.Create(b.ctx, rawCustomer(ns, &src, fmt.Sprintf("prop-%05d", i)))
+	})
+	check(err)
+	var list crmv1alpha1.CustomerList
+	check(b.k8s.List(b.ctx, &list, client.InNamespace(ns)))
+	d, err := benchutil.Parallel(len(list.Items), workers, func(i int) error {
+		c := list.Items[i].DeepCopy()
+		patch := client.MergeFrom(c.DeepCopy())
+		now := metav1.Now()
+		c.Status.ObservedGeneration = c.Generation
+		c.Status.Sinks = []crmv1alpha1.SinkSyncStatus{{Name: "baseline", SyncedGeneration: c.Generation, SinkGeneration: 1, LastSyncTime: &now}}
+		meta.SetStatusCondition(&c.Status.Conditions, metav1.Condition{Type: crmv1alpha1.ConditionSynced, Status: metav1.ConditionTrue,
+			Reason: crmv1alpha1.ReasonSynced, Message: "baseline", ObservedGeneration: c.Generation})
+		return b.k8s.Status().Patch(b.ctx, c, patch)
+	})
+	check(err)
+	rawRate := float64(len(list.Items)) / d.Seconds()
+
+	m, err := b.cp.StartManager(b.ctx, b.bin, managerOptions("manager-propagation", "controllers"))
+	check(err)
+	defer m.Stop(10 * time.Second)
+	b.waitCustomers(ns, n, 5*time.Minute, func(c *crmv1alpha1.Customer) bool {
+		s := meta.FindStatusCondition(c.Status.Conditions, crmv1alpha1.ConditionSynced)
+		return s != nil && s.Reason == crmv1alpha1.ReasonNoSinks && s.ObservedGeneration == c.Generation
+	})
+	r := localcluster.NewReceiver(sinkKey)
+	check(r.Listen("127.0.0.1:0"))
+	defer r.Close()
+	start := time.Now()
+	check(b.k8s.Create(b.ctx, b.sink(ns, "http://"+r.Addr()+"/")))
+	b.waitCustomers(ns, n, 10*time.Minute, synced)
+	took := time.Since(start)
+	res.RawStatusWritesPerS = round1(rawRate)
+	res.PropagationPerS = round1(float64(n) / took.Seconds())
+	res.PropagationRatio = round2(res.PropagationPerS / rawRate)
+	b.logf("propagation: %d Customers Synced at a new sink in %.1fs (%.0f/s, %d deliveries); raw status writes %.0f/s",
+		n, took.Seconds(), res.PropagationPerS, r.Total(), rawRate)
+}
+
+func synced(c *crmv1alpha1.Customer) bool {
+	s := meta.FindStatusCondition(c.Status.Conditions, crmv1alpha1.ConditionSynced)
+	return s != nil && s.Status == metav1.ConditionTrue && s.ObservedGeneration == c.Generation &&
+		len(c.Status.Sinks) == 1 && c.Status.Sinks[0].SyncedGeneration == c.Generation
+}
+
+// waitCustomers waits until n Customers of ns satisfy ok.
+func (b *bench) waitCustomers(ns string, n int, limit time.Duration, ok func(*crmv1alpha1.Customer) bool) {
+	deadline := time.Now().Add(limit)
+	for {
+		var list crmv1alpha1.CustomerList
+		got := 0
+		if err := b.k8s.List(b.ctx, &list, client.InNamespace(ns)); err == nil {
+			for i := range list.Items {
+				if ok(&list.Items[i]) {
+					got++
+				}
+			}
+		}
+		if got >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			check(fmt.Errorf("only %d of %d Customers in %s reached the state within %s", got, n, ns, limit))
+		}
+		time.Sleep(time.Second)
+	}
+}
+
+// latency: POST to the sink's receipt, at a steady rate, through a --mode=all manager.
+func (b *bench) latency(res *Result, rate float64, d time.Duration) {
+	ns := "latency"
+	r := localcluster.NewReceiver(sinkKey)
+	check(r.Listen("127.0.0.1:0"))
+	defer r.Close()
+	b.namespace(ns, "http://"+r.Addr()+"/")
+	m, err := b.cp.StartManager(b.ctx, b.bin, managerOptions("manager-latency", "all"))
+	check(err)
+	defer m.Stop(10 * time.Second)
+	s := &localcluster.Sender{Targets: []string{m.WebhookURL}, Namespace: ns, Source: "gettrx", Secret: sourceKey, RetryFor: 2 * time.Minute}
+	b.warm(s, "warm-latency")
+	profiled := b.profile(m, "cpu-latency.pprof", fmt.Sprintf("/debug/pprof/profile?seconds=%d", int(d.Seconds())))
+	results := s.Load(b.ctx, "lat", rate, d)
+	<-profiled
+	deadline := time.Now().Add(5 * time.Minute)
+	var lat []float64
+	for {
+		lat = lat[:0]
+		acked := 0
+		for _, x := range results {
+			if !x.OK() {
+				continue
+			}
+			acked++
+			if rc, ok := r.Get(webhookserver.CustomerName(crmv1alpha1.ProviderGETTRX, x.CustomerID)); ok {
+				lat = append(lat, float64(rc.First.Sub(x.Sent).Microseconds())/1000)
+			}
+		}
+		if len(lat) == acked || time.Now().After(deadline) {
+			if len(lat) < acked {
+				b.logf("latency: %d of %d acknowledged events never reached the sink", acked-len(lat), acked)
+			}
+			break
+		}
+		time.Sleep(time.Second)
+	}
+	slices.Sort(lat)
+	res.LatencyEvents = len(lat)
+	res.LatencyP50Ms = round1(percentile(lat, 0.50))
+	res.LatencyP99Ms = round1(percentile(lat, 0.99))
+	b.logf("latency: %d events at %.0f/s for %s: p50 %.0f ms, p99 %.0f ms, max %.0f ms", len(lat), rate, d, res.LatencyP50Ms, res.LatencyP99Ms, percentile(lat, 1))
+}
+
+// memory creates Customers until the cluster holds n, then starts a fresh
+// --mode=controllers manager and reads its RSS once its cache holds them all (after
+// a forced GC), against the JSON bytes of the objects as cached (managed fields
+// stripped, as main.go's cache transform does).
+func (b *bench) memory(n int, res *Result) (rss, objBytes int64) {
+	ns := "memory"
+	var nsObj corev1.Namespace
+	if err := b.k8s.Get(b.ctx, client.ObjectKey{Name: ns}, &nsObj); err != nil {
+		b.namespace(ns, "")
+	}
+	var src crmv1alpha1.CustomerSource
+	check(b.k8s.Get(b.ctx, client.ObjectKey{Namespace: ns, Name: "gettrx"}, &src))
+	var list crmv1alpha1.CustomerList
+	check(b.k8s.List(b.ctx, &list))
+	have := len(list.Items)
+	dbBefore := etcdDBSize(b.cp.EtcdURL())
+	if n > have {
+		_, err := benchutil.Parallel(n-have, 16, func(i int) error {
+			return b.k8s.Create(b.ctx, rawCustomer(ns, &src, fmt.Sprintf("mem-%06d", have+i)))
+		})
+		check(err)
+	}
+	if dbAfter := etcdDBSize(b.cp.EtcdURL()); n > have && dbAfter > dbBefore {
+		res.EtcdBytesPerCustomer = math.Round(float64(dbAfter-dbBefore) / float64(n-have))
+		b.logf("etcd: %d more Customers grew the database in use by %d bytes (%.0f bytes each)", n-have, dbAfter-dbBefore, res.EtcdBytesPerCustomer)
+	}
+	list = crmv1alpha1.CustomerList{}
+	check(b.k8s.List(b.ctx, &list))
+	for i := range list.Items {
+		c := &list.Items[i]
+		c.ManagedFields = nil
+		data, err := json.Marshal(c)
+		check(err)
+		objBytes += int64(len(data))
+	}
+	name := fmt.Sprintf("manager-memory-%d", n)
+	m, err := b.cp.StartManager(b.ctx, b.bin, managerOptions(name, "controllers"))
+	check(err)
+	defer m.Stop(10 * time.Second)
+	// controller-runtime logs "Starting workers" once the controller's caches synced.
+	deadline := time.Now().Add(5 * time.Minute)
+	for !m.LogContains("Starting workers", `"controller":"customer"`) {
+		if time.Now().After(deadline) {
+			check(fmt.Errorf("%s did not sync its cache within 5m:\n%s", name, m.Tail(20)))
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	time.Sleep(10 * time.Second)
+	// A heap profile with gc=1 runs a GC first; RSS then holds the live heap, not garbage.
+	<-b.profile(m, fmt.Sprintf("heap-%d.pprof", n), "/debug/pprof/heap?gc=1")
+	time.Sleep(2 * time.Second)
+	rss, err = m.RSS()
+	check(err)
+	b.logf("memory: %d Customers (%d JSON bytes, %.0f each) cached: RSS %d MiB (%.2f× the objects)",
+		len(list.Items), objBytes, float64(objBytes)/float64(len(list.Items)), rss>>20, float64(rss)/float64(objBytes))
+	return rss, objBytes
+}
+
+// profile fetches a pprof endpoint of m in the background into the profile
+// directory (or discards it without one); the channel closes when it is done.
+func (b *bench) profile(m *localcluster.Manager, file, path string) <-chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		resp, err := http.Get("http://" + m.PprofAddr + path)
+		if err != nil {
+			b.logf("profile %s: %v", path, err)
+			return
+		}
+		defer func() { _ = resp.Body.Close() }()
+		w := io.Discard
+		if b.profileDir != "" {
+			f, err := os.Create(filepath.Join(b.profileDir, file))
+			if err != nil {
+				b.logf("profile %s: %v", file, err)
+				return
+			}
+			defer func() { _ = f.Close() }()
+			w = f
+		}
+		if _, err := io.Copy(w, resp.Body); err != nil {
+			b.logf("profile %s: %v", path, err)
+		}
+	}()
+	return done
+}
+
+// etcdDBSize reads etcd_mvcc_db_total_size_in_use_in_bytes from etcd's /metrics.
+func etcdDBSize(etcdURL string) int64 {
+	resp, err := http.Get(etcdURL + "/metrics")
+	if err != nil {
+		return 0
+	}
+	defer func() { _ = resp.Body.Close() }()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "etcd_mvcc_db_total_size_in_use_in_bytes "); ok {
+			f, _ := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			return int64(f)
+		}
+	}
+	return 0
+}
+
+func printTable(r *Result) {
+	mib := func(b int64) string { return fmt.Sprintf("%.0f MiB", float64(b)/(1<<20)) }
+	ratio := func(a, b int64) string {
+		if b == 0 {
+			return "n/a"
+		}
+		return fmt.Sprintf("%.2f×", float64(a)/float64(b))
+	}
+	verdict := func(ok bool) string {
+		if ok {
+			return "met"
+		}
+		return "**missed**"
+	}
+	fmt.Printf("\nMachine: %d cores, %s. Bench took %.0f s.\n\n", r.Machine.Cores, r.Machine.CPUModel, r.DurationS)
+	fmt.Println("| figure | measured | baseline (same run) | target | |")
+	fmt.Println("|---|---|---|---|---|")
+	fmt.Printf("| ingest, 16 senders | %.0f events/s | %.0f raw creates/s | | |\n", r.IngestEventsPerS, r.IngestRawCreatesPerS)
+	fmt.Printf("| `ingest_ratio` | %.2f | | ≥ 0.9 | %s |\n", r.IngestRatio, verdict(r.IngestRatio >= 0.9))
+	fmt.Printf("| `webhook_cpu_ms_per_event` | %.3f ms | webhook process %.3f ms − raw client %.3f ms | ≤ 0.5 ms | %s |\n",
+		r.WebhookCPUMsPerEvent, r.WebhookProcessCPUMs, r.RawClientCPUMs, verdict(r.WebhookCPUMsPerEvent <= 0.5))
+	fmt.Printf("| propagation to a new sink | %.0f Customers/s | %.0f raw status writes/s | | |\n", r.PropagationPerS, r.RawStatusWritesPerS)
+	fmt.Printf("| `propagation_ratio` | %.2f | | ≥ 0.8 | %s |\n", r.PropagationRatio, verdict(r.PropagationRatio >= 0.8))
+	fmt.Printf("| `latency_p50_ms` (POST → sink, %d events) | %.0f ms | | | |\n", r.LatencyEvents, r.LatencyP50Ms)
+	fmt.Printf("| `latency_p99_ms` | %.0f ms | | ≤ 250 ms | %s |\n", r.LatencyP99Ms, verdict(r.LatencyP99Ms <= 250))
+	fmt.Printf("| RSS, 10k Customers cached | %s | %s of objects (%s) | | |\n", mib(r.RSSBytes10k), mib(r.ObjectsBytes10k), ratio(r.RSSBytes10k, r.ObjectsBytes10k))
+	fmt.Printf("| etcd database in use per Customer | %.0f bytes | | | |\n", r.EtcdBytesPerCustomer)
+	fmt.Printf("| RSS, 50k Customers cached | %s | %s of objects (%s) | ≤ 2× | %s |\n", mib(r.RSSBytes50k), mib(r.ObjectsBytes50k), ratio(r.RSSBytes50k, r.ObjectsBytes50k),
+		verdict(r.ObjectsBytes50k > 0 && r.RSSBytes50k <= 2*r.ObjectsBytes50k))
+	fmt.Println()
+}
+
+func machine() Machine {
+	m := Machine{Cores: runtime.NumCPU(), CPUModel: "unknown"}
+	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for line := range strings.SplitSeq(string(data), "\n") {
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+				m.CPUModel = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	return m
+}
+
+func cpuOf(pid int) time.Duration {
+	d, err := localcluster.CPUTime(pid)
+	check(err)
+	return d
+}
+
+func percentile(sorted []float64, q float64) float64 {
+	if len(sorted) == 0 {
+		return math.NaN()
+	}
+	return sorted[min(len(sorted)-1, int(math.Ceil(q*float64(len(sorted))))-1)]
+}
+
+func median(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func rounded(xs []float64) []int {
+	out := make([]int, len(xs))
+	for i, x := range xs {
+		out[i] = int(x + 0.5)
+	}
+	return out
+}
+
+func round1(x float64) float64 { return math.Round(x*10) / 10 }
+func round2(x float64) float64 { return math.Round(x*100) / 100 }
+func round3(x float64) float64 { return math.Round(x*1000) / 1000 }
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+func check(err error) {
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
+		// Deferred stops do not run after os.Exit; the children die with this
+		// process (Pdeathsig).
+		os.Exit(1)
+	}
+}
