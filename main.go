@@ -66,7 +66,7 @@ func main() {
 	flag.DurationVar(&webhookOpts.ReadTimeout, "webhook-read-timeout", webhookserver.DefaultOptions.ReadTimeout, "Time allowed to read a whole webhook request.")
 	flag.DurationVar(&webhookOpts.APITimeout, "webhook-api-timeout", webhookserver.DefaultOptions.APITimeout, "Time allowed for the Kubernetes API calls of one webhook; past it the answer is 503.")
 	flag.IntVar(&workers, "max-concurrent-reconciles", 8, "Customer reconcile workers.")
-	flag.IntVar(&perSink, "sink-concurrency", 16, "Deliveries in flight to one CustomerSink at most.")
+	flag.IntVar(&perSink, "sink-concurrency", 16, "Delivery workers of each CustomerSink: deliveries in flight to one sink at most.")
 	flag.DurationVar(&deleteGrace, "delete-grace-period", controllers.DefaultDeleteGracePeriod, "How long a Customer's delete is retried at a failing sink before the Customer is let go.")
 	zapOpts := zap.Options{Development: false}
 	zapOpts.BindFlags(flag.CommandLine)
@@ -97,12 +97,16 @@ func main() {
 	secrets := secretcache.New(mgr.GetClient(), mgr.GetAPIReader())
 
 	if runControllers {
-		dispatcher := controllers.NewDispatcher(&delivery.Client{}, controllers.DispatcherOptions{PerSinkConcurrency: perSink})
+		deliveries, err := controllers.NewEngine(mgr, secrets, controllers.EngineOptions{Client: &delivery.Client{}, PerSinkConcurrency: perSink})
+		if err != nil {
+			log.Error(err, "unable to set up the delivery engine")
+			os.Exit(1)
+		}
 		if err := (&controllers.CustomerReconciler{
 			Client:                  mgr.GetClient(),
 			Recorder:                mgr.GetEventRecorder("customer-controller"),
 			Secrets:                 secrets,
-			Dispatcher:              dispatcher,
+			Deliveries:              deliveries,
 			DeleteGracePeriod:       deleteGrace,
 			MaxConcurrentReconciles: workers,
 		}).SetupWithManager(mgr); err != nil {
@@ -113,7 +117,7 @@ func main() {
 			log.Error(err, "unable to set up the CustomerSource controller")
 			os.Exit(1)
 		}
-		if err := (&controllers.CustomerSinkReconciler{Client: mgr.GetClient(), Secrets: secrets, Dispatcher: dispatcher}).SetupWithManager(mgr); err != nil {
+		if err := (&controllers.CustomerSinkReconciler{Client: mgr.GetClient(), Secrets: secrets, Deliveries: deliveries}).SetupWithManager(mgr); err != nil {
 			log.Error(err, "unable to set up the CustomerSink controller")
 			os.Exit(1)
 		}

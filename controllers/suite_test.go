@@ -117,28 +117,8 @@ var _ = BeforeSuite(func() {
 		HealthProbeBindAddress: "0",
 	})
 	Expect(err).NotTo(HaveOccurred())
-	secrets := secretcache.New(mgr.GetClient(), mgr.GetAPIReader())
-	dlvClient = &delivery.Client{}
-	dispatcher := NewDispatcher(dlvClient, DispatcherOptions{
-		PerSinkConcurrency: 16,
-		BaseDelay:          testBaseDelay,
-		MaxDelay:           testMaxDelay,
-	})
-	Expect((&CustomerReconciler{
-		Client:                  mgr.GetClient(),
-		Recorder:                mgr.GetEventRecorder("customer-controller"),
-		Secrets:                 secrets,
-		Dispatcher:              dispatcher,
-		DeleteGracePeriod:       testDeleteGrace,
-		MaxConcurrentReconciles: 8,
-	}).SetupWithManager(mgr)).To(Succeed())
-	Expect((&CustomerSourceReconciler{Client: mgr.GetClient(), Secrets: secrets}).SetupWithManager(mgr)).To(Succeed())
-	Expect((&CustomerSinkReconciler{
-		Client:        mgr.GetClient(),
-		Secrets:       secrets,
-		Dispatcher:    dispatcher,
-		CountInterval: 200 * time.Millisecond,
-	}).SetupWithManager(mgr)).To(Succeed())
+	dlvClient = newDeliveryClient()
+	Expect(setupControllers(mgr, dlvClient)).To(Succeed())
 
 	mgrDone = make(chan struct{})
 	go func() {
@@ -147,6 +127,43 @@ var _ = BeforeSuite(func() {
 		Expect(mgr.Start(ctx)).To(Succeed())
 	}()
 })
+
+// newDeliveryClient is the one place the suite builds its delivery client.
+func newDeliveryClient() *delivery.Client { return &delivery.Client{} }
+
+// setupControllers wires the engine and the reconcilers into mgr as main.go
+// does in controllers mode, with quick backoffs so that retries fit in a test.
+func setupControllers(mgr ctrl.Manager, c *delivery.Client) error {
+	secrets := secretcache.New(mgr.GetClient(), mgr.GetAPIReader())
+	eng, err := NewEngine(mgr, secrets, EngineOptions{
+		Client:             c,
+		PerSinkConcurrency: 16,
+		BaseDelay:          testBaseDelay,
+		MaxDelay:           testMaxDelay,
+	})
+	if err != nil {
+		return err
+	}
+	if err := (&CustomerReconciler{
+		Client:                  mgr.GetClient(),
+		Recorder:                mgr.GetEventRecorder("customer-controller"),
+		Secrets:                 secrets,
+		Deliveries:              eng,
+		DeleteGracePeriod:       testDeleteGrace,
+		MaxConcurrentReconciles: 8,
+	}).SetupWithManager(mgr); err != nil {
+		return err
+	}
+	if err := (&CustomerSourceReconciler{Client: mgr.GetClient(), Secrets: secrets}).SetupWithManager(mgr); err != nil {
+		return err
+	}
+	return (&CustomerSinkReconciler{
+		Client:        mgr.GetClient(),
+		Secrets:       secrets,
+		Deliveries:    eng,
+		CountInterval: 200 * time.Millisecond,
+	}).SetupWithManager(mgr)
+}
 
 var _ = AfterSuite(func() {
 	if cancel != nil {
