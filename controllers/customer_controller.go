@@ -571,4 +571,3 @@ var sinkChangedForCustomers = predicate.Or(
 func canDeliver(reason string) bool {
 	return reason == crmv1alpha1.ReasonValid || reason == engine.ReasonThrottled || reason == engine.ReasonBackingOff
 }
-
