@@ -218,8 +218,12 @@ func (r *CustomerReconciler) deliver(ctx context.Context, c *crmv1alpha1.Custome
 			}
 		default:
 			r.Deliveries.Deliver(k, c.Generation)
-			fresh = true
-			plan.requeue = statusHold
+			if rep.Paused != nil {
+				stale = true
+			} else {
+				fresh = true
+				plan.requeue = statusHold
+			}
 		}
 		if !inSync && state.ready && rep.Paused != nil {
 			paused = append(paused, fmt.Sprintf("%s (%s until %s)", sink.Name, rep.Paused.Reason, rep.Paused.Until.UTC().Format(time.RFC3339)))
@@ -375,8 +379,12 @@ func (r *CustomerReconciler) finalize(ctx context.Context, c *crmv1alpha1.Custom
 			}
 		default:
 			r.Deliveries.Deliver(k, c.Generation)
-			fresh = true
-			wait = statusHold
+			if rep.Paused != nil {
+				stale = true
+			} else {
+				fresh = true
+				wait = statusHold
+			}
 		}
 		remaining = append(remaining, e)
 	}

@@ -86,7 +86,8 @@ type Sink struct {
 // Targets resolves where a sink's deliveries go, when a worker is about to
 // deliver. ok is false when the sink cannot take deliveries now (deleted,
 // suspended, misconfigured): the work queued for it is dropped, and asked for
-// again by the reconciler once the sink is ready.
+// again by the reconciler once the sink is ready. A sink that does not exist
+// any more has an empty UID.
 type Targets func(ctx context.Context, sink types.NamespacedName) (s Sink, ok bool, err error)
 
 // Outcome is a finished delivery attempt of a Customer to a sink.
@@ -510,6 +511,11 @@ func (e *Engine) process(ctx context.Context, s *sinkQueue, name string) {
 		// way starts again then.
 		s.dropLocked(name)
 		s.batch = nil
+		if target.UID == "" && len(s.items) == 0 && e.sinks[s.name] == s {
+			// The sink is gone: so are its workers.
+			s.stop()
+			delete(e.sinks, s.name)
+		}
 		e.mu.Unlock()
 		e.notifyCustomer(s.name.Namespace, name)
 		return
@@ -596,8 +602,8 @@ func (e *Engine) finish(s *sinkQueue, name string, it *item, c *crmv1alpha1.Cust
 		notifySink = true
 	case throttled, failed:
 		// Failures of requests sent before the current pause began are part of
-		// what started it, not a reason to lengthen it.
-		if probe || epoch == s.epoch {
+		// what started it, not a reason to lengthen it; a longer Retry-After is.
+		if probe || epoch == s.epoch || (cls == throttled && now.Add(res.RetryAfter).After(s.pausedUntil)) {
 			wasPaused := s.probeNeeded
 			s.failures++
 			p := &Pause{Reason: ReasonBackingOff, Cause: res.Err.Error()}
