@@ -91,7 +91,7 @@ func main() {
 		return err
 	})
 	flag.IntVar(&workers, "max-concurrent-reconciles", 8, "Customer reconcile workers.")
-	flag.IntVar(&perSink, "sink-concurrency", 16, "Deliveries in flight to one CustomerSink at most.")
+	flag.IntVar(&perSink, "sink-concurrency", 16, "Delivery workers of each CustomerSink: deliveries in flight to one sink at most.")
 	flag.DurationVar(&deleteGrace, "delete-grace-period", controllers.DefaultDeleteGracePeriod, "How long a Customer's delete is retried at a failing sink before the Customer is let go.")
 	flag.StringVar(&sinkDenyCIDRs, "sink-deny-cidrs", strings.Join(delivery.DefaultDenyCIDRs, ","),
 		"Comma-separated CIDRs deliveries may not connect to, checked on the resolved address at connect time; empty denies nothing.")
@@ -173,12 +173,16 @@ func main() {
 	}
 
 	if runControllers {
-		dispatcher := controllers.NewDispatcher(&delivery.Client{Policy: addressPolicy, Log: ctrl.Log.WithName("delivery")}, controllers.DispatcherOptions{PerSinkConcurrency: perSink})
+		deliveries, err := controllers.NewEngine(mgr, secrets, controllers.EngineOptions{Client: &delivery.Client{Policy: addressPolicy, Log: ctrl.Log.WithName("delivery")}, PerSinkConcurrency: perSink})
+		if err != nil {
+			log.Error(err, "unable to set up the delivery engine")
+			os.Exit(1)
+		}
 		if err := (&controllers.CustomerReconciler{
 			Client:                  mgr.GetClient(),
 			Recorder:                mgr.GetEventRecorder("customer-controller"),
 			Secrets:                 secrets,
-			Dispatcher:              dispatcher,
+			Deliveries:              deliveries,
 			DeleteGracePeriod:       deleteGrace,
 			MaxConcurrentReconciles: workers,
 		}).SetupWithManager(mgr); err != nil {
@@ -193,7 +197,7 @@ func main() {
 			log.Error(err, "unable to set up the CustomerSource controller")
 			os.Exit(1)
 		}
-		if err := (&controllers.CustomerSinkReconciler{Client: mgr.GetClient(), Secrets: secrets, Dispatcher: dispatcher, AddressPolicy: addressPolicy}).SetupWithManager(mgr); err != nil {
+		if err := (&controllers.CustomerSinkReconciler{Client: mgr.GetClient(), Secrets: secrets, Deliveries: deliveries, AddressPolicy: addressPolicy}).SetupWithManager(mgr); err != nil {
 			log.Error(err, "unable to set up the CustomerSink controller")
 			os.Exit(1)
 		}

@@ -41,7 +41,6 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	crmv1alpha1 "github.com/customer-operator/customer-operator/api/v1alpha1"
-	"github.com/customer-operator/customer-operator/controllers/delivery"
 	"github.com/customer-operator/customer-operator/internal/benchutil"
 	"github.com/customer-operator/customer-operator/internal/secretcache"
 )
@@ -127,12 +126,15 @@ func BenchmarkPropagation(b *testing.B) {
 			b.Fatal(err)
 		}
 		secrets := secretcache.New(mgr.GetClient(), mgr.GetAPIReader())
-		dispatcher := NewDispatcher(&delivery.Client{Policy: testAddressPolicy}, DispatcherOptions{})
-		if err := (&CustomerReconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("bench"), Secrets: secrets,
-			Dispatcher: dispatcher, MaxConcurrentReconciles: workers}).SetupWithManager(mgr); err != nil {
+		eng, err := NewEngine(mgr, secrets, EngineOptions{Client: newDeliveryClient(), PerSinkConcurrency: 16})
+		if err != nil {
 			b.Fatal(err)
 		}
-		if err := (&CustomerSinkReconciler{Client: mgr.GetClient(), Secrets: secrets, Dispatcher: dispatcher, AddressPolicy: testAddressPolicy}).SetupWithManager(mgr); err != nil {
+		if err := (&CustomerReconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("bench"), Secrets: secrets,
+			Deliveries: eng, MaxConcurrentReconciles: workers}).SetupWithManager(mgr); err != nil {
+			b.Fatal(err)
+		}
+		if err := (&CustomerSinkReconciler{Client: mgr.GetClient(), Secrets: secrets, Deliveries: eng, AddressPolicy: testAddressPolicy}).SetupWithManager(mgr); err != nil {
 			b.Fatal(err)
 		}
 		go func() { _ = mgr.Start(mgrCtx) }()

@@ -51,3 +51,12 @@ func setReady(conds *[]metav1.Condition, generation int64, ready bool, reason, m
 	setCondition(conds, generation, "Ready", metav1.ConditionFalse, reason, message)
 	setCondition(conds, generation, conditionStalled, metav1.ConditionTrue, reason, message)
 }
+
+// setPaused sets Ready False for a sink whose deliveries are paused, with
+// Reconciling as its kstatus mirror: the pause ends by itself, so the sink is
+// InProgress, not Failed.
+func setPaused(conds *[]metav1.Condition, generation int64, reason, message string) {
+	setCondition(conds, generation, "Ready", metav1.ConditionFalse, reason, message)
+	setCondition(conds, generation, conditionReconciling, metav1.ConditionTrue, reason, message)
+	meta.RemoveStatusCondition(conds, conditionStalled)
+}

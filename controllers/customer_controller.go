@@ -15,7 +15,7 @@ limitations under the License.
 */
 
 // Package controllers holds the reconcilers of Customers, CustomerSources and
-// CustomerSinks, and the Dispatcher that delivers Customers to sinks.
+// CustomerSinks. The deliveries themselves run in package engine.
 package controllers
 
 import (
@@ -44,9 +44,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
-	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	crmv1alpha1 "github.com/customer-operator/customer-operator/api/v1alpha1"
+	"github.com/customer-operator/customer-operator/controllers/engine"
 	"github.com/customer-operator/customer-operator/internal/secretcache"
 )
 
@@ -60,7 +60,7 @@ type CustomerReconciler struct {
 	client.Client
 	Recorder   events.EventRecorder
 	Secrets    *secretcache.Store
-	Dispatcher *Dispatcher
+	Deliveries Deliveries
 	// DeleteGracePeriod bounds how long a delete waits for a failing sink.
 	DeleteGracePeriod time.Duration
 	// MaxConcurrentReconciles is the number of workers.
@@ -80,11 +80,14 @@ type CustomerReconciler struct {
 func (r *CustomerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	c := &crmv1alpha1.Customer{}
 	if err := r.Get(ctx, req.NamespacedName, c); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.Deliveries.Forget(engine.Key{Namespace: req.Namespace, Customer: req.Name})
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 
 	if !c.DeletionTimestamp.IsZero() {
-		return r.finalize(ctx, c, false)
+		return r.finalize(ctx, c)
 	}
 	if !controllerutil.ContainsFinalizer(c, crmv1alpha1.CustomerFinalizer) {
 		patch := client.MergeFrom(c.DeepCopy())
@@ -130,19 +133,22 @@ func (r *CustomerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 		} else {
 			setReady(&status.Conditions, c.Generation, true, crmv1alpha1.ReasonValid, "customer record is valid")
 		}
-		wait, err := r.deliver(ctx, c, sinks.Items, status)
+		p, err := r.deliver(ctx, c, sinks.Items, status)
 		if err != nil {
 			return ctrl.Result{}, err
 		}
-		if wait > 0 && (requeue == 0 || wait < requeue) {
-			requeue = wait
+		if p.requeue > 0 && (requeue == 0 || p.requeue < requeue) {
+			requeue = p.requeue
+		}
+		if p.hold {
+			return ctrl.Result{RequeueAfter: requeue}, nil
 		}
 	}
 
 	if err := r.writeStatus(ctx, c, status); err != nil {
 		if apierrors.IsConflict(err) {
-			// The cache was behind; the Dispatcher keeps what was delivered, so
-			// the retry on fresh data loses nothing.
+			// The cache was behind; the engine keeps what was delivered until
+			// the status shows it, so the retry on fresh data loses nothing.
 			return ctrl.Result{Requeue: true}, nil
 		}
 		return ctrl.Result{}, err
@@ -150,49 +156,32 @@ func (r *CustomerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 	return ctrl.Result{RequeueAfter: requeue}, nil
 }
 
-// inlineDeliveryWait is how long a reconcile waits for the deliveries it started
-// to healthy sinks. Most deliveries end well within it, and the Customer's status
-// is then written once, Synced, instead of once Delivering and once Synced;
-// a sink that failed last time is never waited for.
-const inlineDeliveryWait = time.Second
+// statusHold is how long a reconcile that has just queued deliveries to healthy
+// sinks holds its status write. Most deliveries end well within it, and the
+// Customer's status is then written once, Synced, instead of once Delivering
+// and once Synced; a sink that is failing or paused is never waited for.
+const statusHold = time.Second
 
-// deliver reads finished deliveries into status, starts the ones the current
-// generation still needs, and sets Synced. It returns when to look again for
-// deliveries held back by their backoff.
-func (r *CustomerReconciler) deliver(ctx context.Context, c *crmv1alpha1.Customer, sinks []crmv1alpha1.CustomerSink, status *crmv1alpha1.CustomerStatus) (time.Duration, error) {
-	wait, started, waitable, err := r.deliverOnce(ctx, c, sinks, status)
-	if err != nil || len(started) == 0 {
-		return wait, err
-	}
-	limit := inlineDeliveryWait
-	if !waitable {
-		// Waiting would not bring the Customer to Synced in this reconcile.
-		limit = 0
-	}
-	if !await(started, limit) {
-		return wait, nil
-	}
-	wait, started, _, err = r.deliverOnce(ctx, c, sinks, status)
-	if await(started, 0) {
-		// An outcome ended in our hands with no second look planned: look again.
-		wait = time.Millisecond
-	}
-	return wait, err
+// deliveryPlan is what deliver decided beyond the status: when to look again,
+// and whether to hold the status write for deliveries about to end.
+type deliveryPlan struct {
+	requeue time.Duration
+	hold    bool
 }
 
-func (r *CustomerReconciler) deliverOnce(ctx context.Context, c *crmv1alpha1.Customer, sinks []crmv1alpha1.CustomerSink, status *crmv1alpha1.CustomerStatus) (time.Duration, []*pending, bool, error) {
-	key := types.NamespacedName{Namespace: c.Namespace, Name: c.Name}
+// deliver records finished deliveries into status, asks the engine for the ones
+// the current generation still needs, and sets Synced.
+func (r *CustomerReconciler) deliver(ctx context.Context, c *crmv1alpha1.Customer, sinks []crmv1alpha1.CustomerSink, status *crmv1alpha1.CustomerStatus) (deliveryPlan, error) {
 	previous := map[string]crmv1alpha1.SinkSyncStatus{}
 	for _, e := range status.Sinks {
 		previous[e.Name] = e
 	}
-	deleted := c.Spec.Lifecycle == crmv1alpha1.LifecycleDeleted
+	now := r.now()
 
 	var entries []crmv1alpha1.SinkSyncStatus
-	var wait time.Duration
-	var synced, failing, notReady []string
-	var started []*pending
-	waitable := true
+	var plan deliveryPlan
+	var synced, failing, notReady, paused []string
+	fresh, stale := false, false
 	for i := range sinks {
 		sink := &sinks[i]
 		if !sink.DeletionTimestamp.IsZero() || !selects(sink, c) {
@@ -204,51 +193,56 @@ func (r *CustomerReconciler) deliverOnce(ctx context.Context, c *crmv1alpha1.Cus
 		}
 		delete(previous, sink.Name)
 
-		st := r.Dispatcher.Take(key, sink.Name)
-		if st.done != nil {
-			r.record(c, sink, &e, st.done)
+		k := engine.Key{Namespace: c.Namespace, Sink: sink.Name, Customer: c.Name}
+		rep := r.Deliveries.Look(k, engine.Have{Generation: e.SyncedGeneration, SinkGeneration: e.SinkGeneration})
+		if rep.Outcome != nil {
+			r.record(c, sink, &e, rep.Outcome)
 		}
-		if a := st.acked; a != nil && a.generation == c.Generation && a.sinkGeneration == sink.Generation &&
-			(e.SyncedGeneration != a.generation || e.SinkGeneration != a.sinkGeneration) {
-			r.record(c, sink, &e, a)
-		}
-		state, err := resolveSink(ctx, r.Secrets, r.Dispatcher, sink)
+		state, err := resolveSink(ctx, r.Secrets, r.Deliveries, sink)
 		if err != nil {
-			await(started, 0)
-			return 0, nil, false, fmt.Errorf("resolving CustomerSink %s: %w", sink.Name, err)
+			return deliveryPlan{}, fmt.Errorf("resolving CustomerSink %s: %w", sink.Name, err)
 		}
+		inSync := e.SyncedGeneration == c.Generation && e.SinkGeneration == sink.Generation
 		switch {
-		case e.SyncedGeneration == c.Generation && e.SinkGeneration == sink.Generation:
+		case inSync:
 			synced = append(synced, sink.Name)
 		case !state.ready:
 			notReady = append(notReady, sink.Name+" ("+state.reason+")")
-			waitable = false
-		case st.inflight:
-			waitable = false
-		case st.wait > 0:
-			if wait == 0 || st.wait < wait {
-				wait = st.wait
-			}
-			waitable = false
-		default:
-			if p := r.Dispatcher.Start(c, sink, state.target, deleted); p != nil {
-				started = append(started, p)
+			stale = true
+		case rep.Pending:
+			if left := statusHold - now.Sub(rep.Since); left > 0 && rep.Paused == nil && e.ConsecutiveFailures == 0 {
+				fresh = true
+				plan.requeue = max(plan.requeue, left)
 			} else {
-				waitable = false
+				stale = true
 			}
+		default:
+			r.Deliveries.Deliver(k, c.Generation)
+			if rep.Paused != nil {
+				stale = true
+			} else {
+				fresh = true
+				plan.requeue = statusHold
+			}
+		}
+		if !inSync && state.ready && rep.Paused != nil {
+			paused = append(paused, fmt.Sprintf("%s (%s until %s)", sink.Name, rep.Paused.Reason, rep.Paused.Until.UTC().Format(time.RFC3339)))
 		}
 		// A sink that cannot receive (410 Gone, suspended, bad Secret) is reported
 		// as not ready, with its reason, not as failing and "retrying": it is not.
-		if state.ready && e.ConsecutiveFailures > 0 && !(e.SyncedGeneration == c.Generation && e.SinkGeneration == sink.Generation) {
+		if state.ready && e.ConsecutiveFailures > 0 && !inSync {
 			failing = append(failing, sink.Name)
 		}
 		entries = append(entries, e)
 	}
-	// Sinks deleted or no longer selecting leave the status, and the Dispatcher.
+	// Sinks deleted or no longer selecting leave the status, and the engine.
 	for name := range previous {
-		r.Dispatcher.Forget(key, name)
+		r.Deliveries.Forget(engine.Key{Namespace: c.Namespace, Sink: name, Customer: c.Name})
 	}
 	status.Sinks = entries
+	// Hold the write only while every sink not in sync is about to be: the
+	// deliveries' outcomes enqueue the Customer, and statusHold bounds the wait.
+	plan.hold = fresh && !stale
 
 	total := len(entries)
 	switch {
@@ -260,10 +254,12 @@ func (r *CustomerReconciler) deliverOnce(ctx context.Context, c *crmv1alpha1.Cus
 		r.unsynced(status, c.Generation, crmv1alpha1.ReasonDeliveryFailed, fmt.Sprintf("delivery failing to %s; retrying with backoff", strings.Join(failing, ", ")))
 	case len(notReady) > 0:
 		r.unsynced(status, c.Generation, crmv1alpha1.ReasonSinkNotReady, "sink(s) not ready: "+strings.Join(notReady, ", "))
+	case len(paused) > 0:
+		r.unsynced(status, c.Generation, crmv1alpha1.ReasonDelivering, fmt.Sprintf("delivering generation %d: %d of %d sink(s) synced; paused: %s", c.Generation, len(synced), total, strings.Join(paused, ", ")))
 	default:
 		r.unsynced(status, c.Generation, crmv1alpha1.ReasonDelivering, fmt.Sprintf("delivering generation %d: %d of %d sink(s) synced", c.Generation, len(synced), total))
 	}
-	return wait, started, waitable, nil
+	return plan, nil
 }
 
 func (r *CustomerReconciler) synced(status *crmv1alpha1.CustomerStatus, gen int64, reason, msg string) {
@@ -276,30 +272,33 @@ func (r *CustomerReconciler) unsynced(status *crmv1alpha1.CustomerStatus, gen in
 	setCondition(&status.Conditions, gen, conditionReconciling, metav1.ConditionTrue, reason, msg)
 }
 
-// record writes a finished delivery into a sink's status entry. A failure raises
-// a Kubernetes Event when the sink starts failing, not on every retry.
-func (r *CustomerReconciler) record(c *crmv1alpha1.Customer, sink *crmv1alpha1.CustomerSink, e *crmv1alpha1.SinkSyncStatus, o *outcome) {
-	if o.result.Err == nil {
-		if o.generation >= e.SyncedGeneration {
-			e.SyncedGeneration = o.generation
-			e.SinkGeneration = o.sinkGeneration
+// record writes a finished delivery into a sink's status entry. It may see the
+// same outcome again (until the status the reconciler reads shows it), so it
+// sets rather than adds. A failure raises a Kubernetes Event when the sink
+// starts failing, not on every retry.
+func (r *CustomerReconciler) record(c *crmv1alpha1.Customer, sink *crmv1alpha1.CustomerSink, e *crmv1alpha1.SinkSyncStatus, o *engine.Outcome) {
+	if o.Err == nil {
+		if o.Generation >= e.SyncedGeneration {
+			e.SyncedGeneration = o.Generation
+			e.SinkGeneration = o.SinkGeneration
 		}
-		t := metav1.NewTime(o.at)
+		t := metav1.NewTime(o.At)
 		e.LastSyncTime = &t
 		e.LastError = ""
 		e.ConsecutiveFailures = 0
 		return
 	}
-	if o.generation <= e.SyncedGeneration && o.sinkGeneration <= e.SinkGeneration {
-		// A repeat of what the sink already acknowledged (started from a stale
-		// read) failed: the sink is still in sync, nothing is failing.
+	if o.Generation <= e.SyncedGeneration && o.SinkGeneration <= e.SinkGeneration {
+		// A repeat of what the sink already acknowledged (a redelivery, or one
+		// started from a stale read) failed: the sink is still in sync.
 		return
 	}
-	e.LastError = truncate(o.result.Err.Error(), 512)
-	e.ConsecutiveFailures++
-	if e.ConsecutiveFailures == 1 || o.result.Gone {
+	wasFailing := e.ConsecutiveFailures > 0
+	e.LastError = truncate(o.Err.Error(), 512)
+	e.ConsecutiveFailures = o.Failures
+	if !wasFailing {
 		r.Recorder.Eventf(c, sink, corev1.EventTypeWarning, "DeliveryFailed", "Deliver",
-			"delivery of generation %d to CustomerSink %s failed: %s", o.generation, sink.Name, e.LastError)
+			"delivery of generation %d to CustomerSink %s failed: %s", o.Generation, sink.Name, e.LastError)
 	}
 }
 
@@ -307,11 +306,10 @@ func (r *CustomerReconciler) record(c *crmv1alpha1.Customer, sink *crmv1alpha1.C
 // lets it go. A sink that is deleted, or answered 410 Gone, is skipped; a failing
 // or suspended one is retried until DeleteGracePeriod after the delete, then
 // skipped with a Warning Event, so a dead sink never blocks a delete forever.
-func (r *CustomerReconciler) finalize(ctx context.Context, c *crmv1alpha1.Customer, second bool) (ctrl.Result, error) {
+func (r *CustomerReconciler) finalize(ctx context.Context, c *crmv1alpha1.Customer) (ctrl.Result, error) {
 	if !controllerutil.ContainsFinalizer(c, crmv1alpha1.CustomerFinalizer) {
 		return ctrl.Result{}, nil
 	}
-	key := types.NamespacedName{Namespace: c.Namespace, Name: c.Name}
 	sinks := &crmv1alpha1.CustomerSinkList{}
 	if err := r.List(ctx, sinks, client.InNamespace(c.Namespace)); err != nil {
 		return ctrl.Result{}, fmt.Errorf("listing CustomerSinks: %w", err)
@@ -325,62 +323,72 @@ func (r *CustomerReconciler) finalize(ctx context.Context, c *crmv1alpha1.Custom
 		grace = DefaultDeleteGracePeriod
 	}
 	deadline := c.DeletionTimestamp.Add(grace)
-	expired := !r.now().Before(deadline)
+	now := r.now()
+	expired := !now.Before(deadline)
 
 	status := c.Status.DeepCopy()
 	var remaining []crmv1alpha1.SinkSyncStatus
 	var wait time.Duration
-	var started []*pending
+	fresh, stale := false, false
 	for _, e := range status.Sinks {
+		k := engine.Key{Namespace: c.Namespace, Sink: e.Name, Customer: c.Name}
 		sink := byName[e.Name]
 		if e.SyncedGeneration == 0 || sink == nil || !sink.DeletionTimestamp.IsZero() {
-			r.Dispatcher.Forget(key, e.Name)
+			r.Deliveries.Forget(k)
 			continue
 		}
-		st := r.Dispatcher.Take(key, e.Name)
-		if st.done != nil && st.done.deleted && st.done.result.Err != nil {
-			r.record(c, sink, &e, st.done)
-		}
-		// The sink acknowledged a customer.deleted: for this delete, or for the
-		// tombstone that preceded it. Either way it knows.
-		if st.acked != nil && st.acked.deleted {
-			r.Dispatcher.Forget(key, e.Name)
+		rep := r.Deliveries.Look(k, engine.Have{Generation: e.SyncedGeneration, SinkGeneration: e.SinkGeneration})
+		if o := rep.Outcome; o != nil && o.Deleted && o.Err == nil {
+			// The sink acknowledged this delete.
+			r.Deliveries.Forget(k)
 			continue
 		}
-		state, err := resolveSink(ctx, r.Secrets, r.Dispatcher, sink)
+		// The API server bumps the generation when it marks a Customer for
+		// deletion; a tombstone whose last generation the sink has was delivered
+		// to it as customer.deleted already.
+		if c.Spec.Lifecycle == crmv1alpha1.LifecycleDeleted && e.SyncedGeneration >= c.Generation-1 {
+			r.Deliveries.Forget(k)
+			continue
+		}
+		if o := rep.Outcome; o != nil && o.Deleted && o.Err != nil {
+			r.record(c, sink, &e, o)
+		}
+		state, err := resolveSink(ctx, r.Secrets, r.Deliveries, sink)
 		if err != nil {
 			return ctrl.Result{}, fmt.Errorf("resolving CustomerSink %s: %w", sink.Name, err)
 		}
 		if state.reason == crmv1alpha1.ReasonEndpointGone {
+			r.Deliveries.Forget(k)
 			continue
 		}
 		if expired {
 			r.Recorder.Eventf(c, sink, corev1.EventTypeWarning, "DeleteNotDelivered", "Finalize",
 				"the delete was not delivered to CustomerSink %s within %s; letting the Customer go", sink.Name, grace)
-			r.Dispatcher.Forget(key, e.Name)
+			r.Deliveries.Forget(k)
 			continue
 		}
 		switch {
-		case !state.ready, st.inflight:
-		case st.wait > 0:
-			if wait == 0 || st.wait < wait {
-				wait = st.wait
+		case !state.ready:
+			stale = true
+		case rep.Pending:
+			if left := statusHold - now.Sub(rep.Since); left > 0 && rep.Paused == nil && e.ConsecutiveFailures == 0 {
+				fresh = true
+				wait = max(wait, left)
+			} else {
+				stale = true
 			}
 		default:
-			if p := r.Dispatcher.Start(c, sink, state.target, true); p != nil {
-				started = append(started, p)
+			r.Deliveries.Deliver(k, c.Generation)
+			if rep.Paused != nil {
+				stale = true
+			} else {
+				fresh = true
+				wait = statusHold
 			}
 		}
 		remaining = append(remaining, e)
 	}
 
-	if len(started) > 0 && await(started, inlineDeliveryWait) {
-		if !second {
-			// The deletes ended: take their outcomes now rather than on the next reconcile.
-			return r.finalize(ctx, c, true)
-		}
-		wait = time.Millisecond
-	}
 	if len(remaining) == 0 {
 		patch := client.MergeFrom(c.DeepCopy())
 		controllerutil.RemoveFinalizer(c, crmv1alpha1.CustomerFinalizer)
@@ -389,6 +397,14 @@ func (r *CustomerReconciler) finalize(ctx context.Context, c *crmv1alpha1.Custom
 		}
 		return ctrl.Result{}, nil
 	}
+	untilDeadline := deadline.Sub(now)
+	if wait == 0 || untilDeadline < wait {
+		wait = untilDeadline
+	}
+	if fresh && !stale {
+		// The deletes' outcomes enqueue the Customer; no status write meanwhile.
+		return ctrl.Result{RequeueAfter: wait}, nil
+	}
 	status.Sinks = remaining
 	r.unsynced(status, c.Generation, crmv1alpha1.ReasonDelivering, fmt.Sprintf("delivering the delete to %d sink(s)", len(remaining)))
 	if err := r.writeStatus(ctx, c, status); err != nil {
@@ -396,10 +412,6 @@ func (r *CustomerReconciler) finalize(ctx context.Context, c *crmv1alpha1.Custom
 			return ctrl.Result{Requeue: true}, nil
 		}
 		return ctrl.Result{}, err
-	}
-	untilDeadline := deadline.Sub(r.now())
-	if wait == 0 || untilDeadline < wait {
-		wait = untilDeadline
 	}
 	return ctrl.Result{RequeueAfter: wait}, nil
 }
@@ -495,7 +507,7 @@ func truncate(s string, n int) string {
 }
 
 // SetupWithManager registers the reconciler: Customers, the sinks that select
-// them, and the Dispatcher's finished deliveries.
+// them, and the engine's finished deliveries.
 func (r *CustomerReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	sinkToCustomers := handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
 		list := &crmv1alpha1.CustomerList{}
@@ -516,7 +528,7 @@ func (r *CustomerReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&crmv1alpha1.Customer{}, builder.WithPredicates(customerChanged)).
 		Watches(&crmv1alpha1.CustomerSink{}, sinkToCustomers, builder.WithPredicates(sinkChangedForCustomers)).
-		WatchesRawSource(source.Channel(r.Dispatcher.customers, &handler.TypedEnqueueRequestForObject[*crmv1alpha1.Customer]{})).
+		WatchesRawSource(r.Deliveries.CustomerEvents()).
 		WithOptions(controller.Options{MaxConcurrentReconciles: workers}).
 		Complete(r)
 }
@@ -550,8 +562,20 @@ var sinkChangedForCustomers = predicate.Or(
 			if o == nil || n == nil {
 				return o != n
 			}
-			return o.Status != n.Status || o.Reason != n.Reason ||
-				!oldSink.DeletionTimestamp.Equal(newSink.DeletionTimestamp)
+			if !oldSink.DeletionTimestamp.Equal(newSink.DeletionTimestamp) {
+				return true
+			}
+			// A pause starting or ending changes nothing the Customers must do:
+			// their deliveries wait in the sink's queue.
+			if canDeliver(o.Reason) && canDeliver(n.Reason) {
+				return false
+			}
+			return o.Status != n.Status || o.Reason != n.Reason
 		},
 	},
 )
+
+// canDeliver says whether a sink's Ready reason lets deliveries be queued.
+func canDeliver(reason string) bool {
+	return reason == crmv1alpha1.ReasonValid || reason == engine.ReasonThrottled || reason == engine.ReasonBackingOff
+}

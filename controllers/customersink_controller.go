@@ -23,16 +23,18 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
-	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	crmv1alpha1 "github.com/customer-operator/customer-operator/api/v1alpha1"
 	"github.com/customer-operator/customer-operator/controllers/delivery"
+	"github.com/customer-operator/customer-operator/controllers/engine"
 	"github.com/customer-operator/customer-operator/internal/secretcache"
 )
 
@@ -41,7 +43,7 @@ import (
 type CustomerSinkReconciler struct {
 	client.Client
 	Secrets    *secretcache.Store
-	Dispatcher *Dispatcher
+	Deliveries Deliveries
 	// CountInterval bounds how often a sink's counts are refreshed while its
 	// Customers change; counts are for people, not worth a write per delivery.
 	CountInterval time.Duration
@@ -59,18 +61,30 @@ func (r *CustomerSinkReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	if err := r.Get(ctx, req.NamespacedName, sink); err != nil {
 		if client.IgnoreNotFound(err) == nil {
 			pendingCustomers.DeleteLabelValues(req.Namespace + "/" + req.Name)
+			r.Deliveries.Forget(engine.Key{Namespace: req.Namespace, Sink: req.Name})
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	status := sink.Status.DeepCopy()
 	status.ObservedGeneration = sink.Generation
 
-	state, err := resolveSink(ctx, r.Secrets, r.Dispatcher, sink)
+	state, err := resolveSink(ctx, r.Secrets, r.Deliveries, sink)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
 	state = checkSinkAddress(ctx, r.AddressPolicy, sink, state)
-	setReady(&status.Conditions, sink.Generation, state.ready, state.reason, state.message)
+	var result ctrl.Result
+	health := r.Deliveries.Health(req.NamespacedName, sink.Generation)
+	if p := health.Pause; state.ready && p != nil {
+		setPaused(&status.Conditions, sink.Generation, p.Reason, fmt.Sprintf(
+			"deliveries paused until %s after %s; then one probe goes out, and full speed resumes on its success",
+			p.Until.UTC().Format(time.RFC3339), p.Cause))
+		// Look again when the pause ends, in case nothing else brings the sink back.
+		result.RequeueAfter = max(time.Until(p.Until), 0) + time.Second
+	} else {
+		setReady(&status.Conditions, sink.Generation, state.ready, state.reason, state.message)
+		meta.RemoveStatusCondition(&status.Conditions, conditionReconciling)
+	}
 
 	customers := &crmv1alpha1.CustomerList{}
 	// Read-only, and every Customer of the namespace: no copies.
@@ -78,12 +92,18 @@ func (r *CustomerSinkReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		return ctrl.Result{}, fmt.Errorf("listing Customers: %w", err)
 	}
 	var selected, synced int32
+	token := sink.Annotations[crmv1alpha1.AnnotationRedeliver]
+	redeliver := token != "" && token != status.LastHandledRedeliver && state.ready
+	var names []string
 	for i := range customers.Items {
 		c := &customers.Items[i]
 		if !selects(sink, c) {
 			continue
 		}
 		selected++
+		if redeliver {
+			names = append(names, c.Name)
+		}
 		for _, e := range c.Status.Sinks {
 			if e.Name == sink.Name && e.SyncedGeneration == c.Generation && e.SinkGeneration == sink.Generation {
 				synced++
@@ -93,6 +113,17 @@ func (r *CustomerSinkReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	status.Selected, status.Synced = selected, synced
 	pendingCustomers.WithLabelValues(sink.Namespace + "/" + sink.Name).Set(float64(selected - synced))
 
+	// A redelivery is handed to the engine once, then recorded when the engine
+	// reports every Customer acknowledged.
+	switch {
+	case !redeliver:
+	case health.Redelivered == token:
+		status.LastHandledRedeliver = token
+	case health.Redelivering != token:
+		log.FromContext(ctx).Info("redelivering", "token", token, "customers", len(names))
+		r.Deliveries.Redeliver(req.NamespacedName, token, names)
+	}
+
 	if !equality.Semantic.DeepEqual(&sink.Status, status) {
 		patch := client.MergeFrom(sink.DeepCopy())
 		sink.Status = *status
@@ -100,7 +131,7 @@ func (r *CustomerSinkReconciler) Reconcile(ctx context.Context, req ctrl.Request
 			return ctrl.Result{}, client.IgnoreNotFound(err)
 		}
 	}
-	return ctrl.Result{}, nil
+	return result, nil
 }
 
 // SetupWithManager registers the reconciler. Customer changes reach the sinks of
@@ -146,6 +177,6 @@ func (r *CustomerSinkReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		For(&crmv1alpha1.CustomerSink{}).
 		Watches(&crmv1alpha1.Customer{}, customerToSinks).
 		WatchesMetadata(&corev1.Secret{}, secretToReferrers(mgr.GetClient(), &crmv1alpha1.CustomerSinkList{})).
-		WatchesRawSource(source.Channel(r.Dispatcher.sinkChanged, &handler.TypedEnqueueRequestForObject[*crmv1alpha1.CustomerSink]{})).
+		WatchesRawSource(r.Deliveries.SinkEvents()).
 		Complete(r)
 }

@@ -21,25 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 )
 
-// Delivery outcomes, the "outcome" label of customer_operator_sink_deliveries_total.
-const (
-	deliverySuccess = "success"
-	deliveryFailure = "failure"
-	deliveryGone    = "gone"
-)
-
 var (
-	deliveriesTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "customer_operator_sink_deliveries_total",
-		Help: "Deliveries to CustomerSinks, by sink (namespace/name) and outcome (success, failure, gone).",
-	}, []string{"sink", "outcome"})
-
-	deliveryDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Name:    "customer_operator_sink_delivery_duration_seconds",
-		Help:    "Time of one delivery to a CustomerSink, by sink, whatever its outcome.",
-		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
-	}, []string{"sink"})
-
 	pendingCustomers = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "customer_operator_sink_pending_customers",
 		Help: "Customers a CustomerSink selects that do not have their current generation there yet.",
@@ -47,5 +29,5 @@ var (
 )
 
 func init() {
-	metrics.Registry.MustRegister(deliveriesTotal, deliveryDuration, pendingCustomers)
+	metrics.Registry.MustRegister(pendingCustomers)
 }

@@ -26,6 +26,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	crmv1alpha1 "github.com/customer-operator/customer-operator/api/v1alpha1"
 	"github.com/customer-operator/customer-operator/controllers/delivery"
@@ -60,7 +61,8 @@ type sinkState struct {
 // resolveSink checks a sink and builds its delivery target from its Secret. Both
 // controllers call it, so a Customer never waits for the sink controller to have
 // run first (after a restart, say).
-func resolveSink(ctx context.Context, secrets *secretcache.Store, d *Dispatcher, sink *crmv1alpha1.CustomerSink) (sinkState, error) {
+// With a nil d, 410 Gone is not considered.
+func resolveSink(ctx context.Context, secrets *secretcache.Store, d Deliveries, sink *crmv1alpha1.CustomerSink) (sinkState, error) {
 	if _, err := metav1.LabelSelectorAsSelector(sink.Spec.Selector); err != nil {
 		return sinkState{reason: crmv1alpha1.ReasonInvalidSpec, message: fmt.Sprintf("invalid selector: %v", err)}, nil
 	}
@@ -86,7 +88,7 @@ func resolveSink(ctx context.Context, secrets *secretcache.Store, d *Dispatcher,
 	if sink.Spec.Suspend {
 		return sinkState{target: target, reason: crmv1alpha1.ReasonSuspended, message: "deliveries are suspended"}, nil
 	}
-	if d.Gone(sink) {
+	if d != nil && d.Health(client.ObjectKeyFromObject(sink), sink.Generation).Gone {
 		return sinkState{target: target, reason: crmv1alpha1.ReasonEndpointGone,
 			message: "the endpoint answered 410 Gone; deliveries stopped until the sink's spec changes"}, nil
 	}

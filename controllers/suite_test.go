@@ -33,6 +33,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -40,6 +41,7 @@ import (
 	"k8s.io/client-go/util/retry"
 	kstatus "sigs.k8s.io/cli-utils/pkg/kstatus/status"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
@@ -117,39 +119,21 @@ var _ = BeforeSuite(func() {
 
 	// The manager is wired as main.go wires it in controllers mode, with quick
 	// backoffs so that retries fit in a test.
+	// Customers and sinks labelled for a test's own manager are left to it.
+	notIsolated, err := labels.Parse("!" + isolatedLabel)
+	Expect(err).NotTo(HaveOccurred())
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                 scheme,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
+		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
+			&crmv1alpha1.Customer{}:     {Label: notIsolated},
+			&crmv1alpha1.CustomerSink{}: {Label: notIsolated},
+		}},
 	})
 	Expect(err).NotTo(HaveOccurred())
-	secrets := secretcache.New(mgr.GetClient(), mgr.GetAPIReader())
-	dlvClient = &delivery.Client{Policy: testAddressPolicy, Log: ctrl.Log.WithName("delivery")}
-	dispatcher := NewDispatcher(dlvClient, DispatcherOptions{
-		PerSinkConcurrency: 16,
-		BaseDelay:          testBaseDelay,
-		MaxDelay:           testMaxDelay,
-	})
-	Expect((&CustomerReconciler{
-		Client:                  mgr.GetClient(),
-		Recorder:                mgr.GetEventRecorder("customer-controller"),
-		Secrets:                 secrets,
-		Dispatcher:              dispatcher,
-		DeleteGracePeriod:       testDeleteGrace,
-		MaxConcurrentReconciles: 8,
-	}).SetupWithManager(mgr)).To(Succeed())
-	Expect((&CustomerSourceReconciler{
-		Client:   mgr.GetClient(),
-		Recorder: mgr.GetEventRecorder("customersource-controller"),
-		Secrets:  secrets,
-	}).SetupWithManager(mgr)).To(Succeed())
-	Expect((&CustomerSinkReconciler{
-		Client:        mgr.GetClient(),
-		Secrets:       secrets,
-		Dispatcher:    dispatcher,
-		CountInterval: 200 * time.Millisecond,
-		AddressPolicy: testAddressPolicy,
-	}).SetupWithManager(mgr)).To(Succeed())
+	dlvClient = newDeliveryClient()
+	Expect(setupControllers(mgr, dlvClient)).To(Succeed())
 
 	mgrDone = make(chan struct{})
 	go func() {
@@ -158,6 +142,50 @@ var _ = BeforeSuite(func() {
 		Expect(mgr.Start(ctx)).To(Succeed())
 	}()
 })
+
+// newDeliveryClient is the one place the suite builds its delivery client.
+func newDeliveryClient() *delivery.Client {
+	return &delivery.Client{Policy: testAddressPolicy, Log: ctrl.Log.WithName("delivery")}
+}
+
+// setupControllers wires the engine and the reconcilers into mgr as main.go
+// does in controllers mode, with quick backoffs so that retries fit in a test.
+func setupControllers(mgr ctrl.Manager, c *delivery.Client) error {
+	secrets := secretcache.New(mgr.GetClient(), mgr.GetAPIReader())
+	eng, err := NewEngine(mgr, secrets, EngineOptions{
+		Client:             c,
+		PerSinkConcurrency: 16,
+		BaseDelay:          testBaseDelay,
+		MaxDelay:           testMaxDelay,
+	})
+	if err != nil {
+		return err
+	}
+	if err := (&CustomerReconciler{
+		Client:                  mgr.GetClient(),
+		Recorder:                mgr.GetEventRecorder("customer-controller"),
+		Secrets:                 secrets,
+		Deliveries:              eng,
+		DeleteGracePeriod:       testDeleteGrace,
+		MaxConcurrentReconciles: 8,
+	}).SetupWithManager(mgr); err != nil {
+		return err
+	}
+	if err := (&CustomerSourceReconciler{
+		Client:   mgr.GetClient(),
+		Recorder: mgr.GetEventRecorder("customersource-controller"),
+		Secrets:  secrets,
+	}).SetupWithManager(mgr); err != nil {
+		return err
+	}
+	return (&CustomerSinkReconciler{
+		Client:        mgr.GetClient(),
+		Secrets:       secrets,
+		Deliveries:    eng,
+		CountInterval: 200 * time.Millisecond,
+		AddressPolicy: c.Policy,
+	}).SetupWithManager(mgr)
+}
 
 var _ = AfterSuite(func() {
 	if cancel != nil {

@@ -31,6 +31,11 @@ const (
 	FormatCloudEvents SinkFormat = "cloudevents"
 )
 
+// AnnotationRedeliver asks for every Customer a CustomerSink selects to be
+// delivered to it again: set it to a new token (any string, a timestamp say);
+// status.lastHandledRedeliver shows the token once that is done.
+const AnnotationRedeliver = "crm.customer-operator.io/redeliver"
+
 // CustomerSinkSpec describes an external HTTP system that receives Customer changes.
 // +kubebuilder:validation:XValidation:rule="self.format != 'standard-webhooks' || has(self.secretRef)",message="secretRef is required for the standard-webhooks format"
 type CustomerSinkSpec struct {
@@ -107,6 +112,13 @@ type CustomerSinkStatus struct {
 	// Synced counts the selected Customers whose current generation the sink has.
 	// +optional
 	Synced int32 `json:"synced"`
+
+	// LastHandledRedeliver is the last value of the annotation
+	// crm.customer-operator.io/redeliver that was handled: every Customer the
+	// sink selected then was delivered to it again, with the same webhook-id as
+	// before, and acknowledged.
+	// +optional
+	LastHandledRedeliver string `json:"lastHandledRedeliver,omitempty"`
 }
 
 // CustomerSink is an external system that receives every change of the Customers it selects.

@@ -1,0 +1,152 @@
+/*
+Copyright 2026 The customer-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+	"sync"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/source"
+
+	crmv1alpha1 "github.com/customer-operator/customer-operator/api/v1alpha1"
+	"github.com/customer-operator/customer-operator/controllers/delivery"
+	"github.com/customer-operator/customer-operator/controllers/engine"
+	"github.com/customer-operator/customer-operator/internal/secretcache"
+)
+
+// Deliveries is all the reconcilers ask of the delivery engine: the Customer
+// reconciler decides what each sink needs and records the outcomes, the engine
+// runs the deliveries. *engine.Engine implements it.
+type Deliveries interface {
+	// Deliver queues a delivery of the Customer's current state to a sink.
+	Deliver(k engine.Key, generation int64)
+	// Redeliver sends the named Customers to a sink again, under a token.
+	Redeliver(sink types.NamespacedName, token string, customers []string)
+	// Look reports where a Customer stands at a sink, given what its status says.
+	Look(k engine.Key, have engine.Have) engine.Report
+	// Health reports a sink's pause, 410 Gone and redeliveries.
+	Health(sink types.NamespacedName, generation int64) engine.Health
+	// Forget drops what the engine holds for a Customer, a sink, or both.
+	Forget(k engine.Key)
+	// CustomerEvents enqueues Customers whose delivery finished.
+	CustomerEvents() source.Source
+	// SinkEvents enqueues sinks whose health changed.
+	SinkEvents() source.Source
+}
+
+var _ Deliveries = &engine.Engine{}
+
+// EngineOptions are the engine's settings that main.go and tests choose.
+type EngineOptions struct {
+	// Client sends the deliveries.
+	Client *delivery.Client
+	// PerSinkConcurrency is the number of workers of each sink.
+	PerSinkConcurrency int
+	// BaseDelay and MaxDelay bound the backoff of a sink, and of a Customer at a sink.
+	BaseDelay, MaxDelay time.Duration
+}
+
+// NewEngine builds the delivery engine on mgr's cache and adds it to mgr, which
+// starts and stops it.
+func NewEngine(mgr ctrl.Manager, secrets *secretcache.Store, opts EngineOptions) (*engine.Engine, error) {
+	e := engine.New(engine.Options{
+		Client:    opts.Client,
+		Customers: mgr.GetClient(),
+		Targets:   (&sinkTargets{reader: mgr.GetClient(), secrets: secrets}).resolve,
+		Recorder:  mgr.GetEventRecorder("delivery-engine"),
+		Workers:   opts.PerSinkConcurrency,
+		BaseDelay: opts.BaseDelay,
+		MaxDelay:  opts.MaxDelay,
+	})
+	if err := mgr.Add(e); err != nil {
+		return nil, fmt.Errorf("adding the delivery engine: %w", err)
+	}
+	return e, nil
+}
+
+// sinkTargets resolves sinks for the engine's workers from the cache. Building
+// a target parses the Secret's keys and CA bundle, so the latest one of each
+// sink is kept until the sink or its Secret changes.
+type sinkTargets struct {
+	reader  client.Reader
+	secrets *secretcache.Store
+
+	mu   sync.Mutex
+	memo map[types.NamespacedName]memoTarget
+}
+
+type memoTarget struct {
+	resourceVersion string
+	secret          uintptr // identity of the Secret data the Store returned
+	target          engine.Sink
+	ready           bool
+}
+
+func (t *sinkTargets) resolve(ctx context.Context, name types.NamespacedName) (engine.Sink, bool, error) {
+	sink := &crmv1alpha1.CustomerSink{}
+	if err := t.reader.Get(ctx, name, sink); err != nil {
+		if apierrors.IsNotFound(err) {
+			t.mu.Lock()
+			delete(t.memo, name)
+			t.mu.Unlock()
+			return engine.Sink{}, false, nil
+		}
+		return engine.Sink{}, false, err
+	}
+	if !sink.DeletionTimestamp.IsZero() {
+		return engine.Sink{}, false, nil
+	}
+	var data map[string][]byte
+	if sink.Spec.SecretRef != nil {
+		var err error
+		data, err = t.secrets.Get(ctx, types.NamespacedName{Namespace: sink.Namespace, Name: sink.Spec.SecretRef.Name})
+		if err != nil && !apierrors.IsNotFound(err) {
+			return engine.Sink{}, false, err
+		}
+	}
+	id := uintptr(0)
+	if data != nil {
+		id = uintptr(reflect.ValueOf(data).UnsafePointer())
+	}
+	t.mu.Lock()
+	m, ok := t.memo[name]
+	t.mu.Unlock()
+	if ok && m.resourceVersion == sink.ResourceVersion && m.secret == id {
+		return m.target, m.ready, nil
+	}
+	// 410 Gone is the engine's own to judge; here only the sink and its Secret.
+	state, err := resolveSink(ctx, t.secrets, nil, sink)
+	if err != nil {
+		return engine.Sink{}, false, err
+	}
+	m = memoTarget{resourceVersion: sink.ResourceVersion, secret: id, ready: state.ready,
+		target: engine.Sink{UID: sink.UID, Generation: sink.Generation, Target: state.target}}
+	t.mu.Lock()
+	if t.memo == nil {
+		t.memo = map[types.NamespacedName]memoTarget{}
+	}
+	t.memo[name] = m
+	t.mu.Unlock()
+	return m.target, m.ready, nil
+}

@@ -1,0 +1,693 @@
+/*
+Copyright 2026 The customer-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+// Package engine runs deliveries of Customers to CustomerSinks.
+//
+// Each sink has a queue of Customer names (keys, not copies) served by a fixed
+// number of workers; a worker reads the Customer from the manager's cache when
+// it delivers, so what goes out is always the current state, and goroutines and
+// memory do not grow with the backlog. Backoff belongs to the sink: a
+// Retry-After or a run of failures pauses the whole sink until a "not before"
+// time, after which one probe goes out, and full speed resumes on its success.
+// A sink that refuses one Customer's content (a 4xx other than 408, 409 and 429)
+// is not paused for the others; that Customer backs off alone.
+//
+// The engine decides nothing about what a sink needs: the Customer reconciler
+// asks for deliveries (Deliver), reads where they stand (Look) and records the
+// outcomes in the Customer's status. The engine tells it when an outcome is
+// ready by enqueueing the Customer (CustomerEvents), and tells the CustomerSink
+// reconciler when a sink's health changes (SinkEvents).
+package engine
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/client-go/util/workqueue"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
+
+	crmv1alpha1 "github.com/customer-operator/customer-operator/api/v1alpha1"
+	"github.com/customer-operator/customer-operator/controllers/delivery"
+)
+
+// Pause reasons, as the CustomerSink's Ready condition shows them.
+const (
+	// ReasonThrottled: the sink asked to be left alone (429 or 503 with Retry-After).
+	ReasonThrottled = "Throttled"
+	// ReasonBackingOff: deliveries to the sink failed; it is paused with
+	// exponential backoff.
+	ReasonBackingOff = "BackingOff"
+)
+
+// Key names one Customer at one CustomerSink of the same namespace. In Forget,
+// an empty Customer stands for every Customer of the sink, and an empty Sink
+// for every sink of the Customer.
+type Key struct {
+	Namespace string
+	Sink      string
+	Customer  string
+}
+
+func (k Key) sink() types.NamespacedName {
+	return types.NamespacedName{Namespace: k.Namespace, Name: k.Sink}
+}
+
+// Sink is a CustomerSink as a delivery sees it now.
+type Sink struct {
+	UID        types.UID
+	Generation int64
+	Target     *delivery.Target
+}
+
+// Targets resolves where a sink's deliveries go, when a worker is about to
+// deliver. ok is false when the sink cannot take deliveries now (deleted,
+// suspended, misconfigured): the work queued for it is dropped, and asked for
+// again by the reconciler once the sink is ready. A sink that does not exist
+// any more has an empty UID.
+type Targets func(ctx context.Context, sink types.NamespacedName) (s Sink, ok bool, err error)
+
+// Outcome is a finished delivery attempt of a Customer to a sink.
+type Outcome struct {
+	// Generation and SinkGeneration are those of the Customer and sink delivered.
+	Generation, SinkGeneration int64
+	// Deleted says a customer.deleted was delivered.
+	Deleted bool
+	// At is when the attempt ended.
+	At time.Time
+	// Err is nil when the sink acknowledged the delivery.
+	Err error
+	// Failures counts the consecutive failed attempts of this Customer at this
+	// sink, this one included; 0 on success.
+	Failures int32
+}
+
+// Have is what a Customer's status says a sink has.
+type Have struct {
+	Generation, SinkGeneration int64
+}
+
+// Report says where one Customer stands at one sink.
+type Report struct {
+	// Outcome is the latest finished attempt that the Customer's status (as
+	// passed in Have) may not show yet; nil when there is none.
+	Outcome *Outcome
+	// Pending is true while a delivery is queued, running or waiting for a retry.
+	Pending bool
+	// Since is when the delivery became pending.
+	Since time.Time
+	// Paused is the sink's pause, if it is paused.
+	Paused *Pause
+}
+
+// Pause is a sink held back from deliveries.
+type Pause struct {
+	// Reason is ReasonThrottled or ReasonBackingOff.
+	Reason string
+	// Until is the "not before" time; then one probe goes out.
+	Until time.Time
+	// Cause is the failure that started or extended the pause.
+	Cause string
+}
+
+// Health is what the engine knows of a sink.
+type Health struct {
+	// Pause is set while the sink is paused, or waiting for its probe.
+	Pause *Pause
+	// Gone is true when the sink answered 410 Gone at the generation asked about.
+	Gone bool
+	// Redelivering is the token of a redelivery under way, Redelivered that of
+	// the last one finished since the engine started.
+	Redelivering, Redelivered string
+}
+
+// Options tune the engine.
+type Options struct {
+	// Client sends the deliveries. The engine closes its idle connections when
+	// it stops.
+	Client *delivery.Client
+	// Customers reads Customers; the manager's cache.
+	Customers client.Reader
+	// Targets resolves sinks.
+	Targets Targets
+	// Recorder records an Event on a CustomerSink when it is paused.
+	Recorder events.EventRecorder
+	// Workers is the number of deliveries in flight to one sink at most.
+	Workers int
+	// BaseDelay and MaxDelay bound the exponential backoff, of a sink and of a
+	// Customer at a sink.
+	BaseDelay, MaxDelay time.Duration
+	// Now is the clock; tests may set it.
+	Now func() time.Time
+}
+
+// Engine runs deliveries. It is a manager.Runnable: deliveries start once the
+// manager runs it, and in-flight ones are cancelled when the manager stops.
+type Engine struct {
+	opts Options
+
+	mu        sync.Mutex
+	ctx       context.Context // set by Start; nil before
+	stopped   bool
+	sinks     map[types.NamespacedName]*sinkQueue
+	customerQ workqueue.TypedRateLimitingInterface[reconcile.Request]
+	sinkQ     workqueue.TypedRateLimitingInterface[reconcile.Request]
+	workers   sync.WaitGroup
+}
+
+// New returns an Engine.
+func New(opts Options) *Engine {
+	if opts.Workers <= 0 {
+		opts.Workers = 16
+	}
+	if opts.BaseDelay <= 0 {
+		opts.BaseDelay = time.Second
+	}
+	if opts.MaxDelay <= 0 {
+		opts.MaxDelay = 5 * time.Minute
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	return &Engine{opts: opts, sinks: map[types.NamespacedName]*sinkQueue{}}
+}
+
+// NeedLeaderElection says that deliveries run on the leader only, with the
+// reconcilers that ask for them.
+func (e *Engine) NeedLeaderElection() bool { return true }
+
+// Start runs the workers until ctx is done, then cancels the deliveries in
+// flight and returns once every worker has.
+func (e *Engine) Start(ctx context.Context) error {
+	e.mu.Lock()
+	if e.ctx != nil {
+		e.mu.Unlock()
+		return fmt.Errorf("the delivery engine was started already")
+	}
+	e.ctx = ctx
+	for _, s := range e.sinks {
+		e.startWorkers(s)
+	}
+	e.mu.Unlock()
+
+	<-ctx.Done()
+
+	e.mu.Lock()
+	e.stopped = true
+	for name, s := range e.sinks {
+		s.stop()
+		delete(e.sinks, name)
+	}
+	e.mu.Unlock()
+	e.workers.Wait()
+	if e.opts.Client != nil {
+		e.opts.Client.CloseIdleConnections()
+	}
+	return nil
+}
+
+// CustomerEvents is the source through which finished deliveries enqueue their
+// Customer for the Customer reconciler.
+func (e *Engine) CustomerEvents() source.Source {
+	return source.Func(func(_ context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request]) error {
+		e.mu.Lock()
+		e.customerQ = q
+		e.mu.Unlock()
+		return nil
+	})
+}
+
+// SinkEvents is the source through which changes of a sink's health (a pause,
+// its end, 410 Gone, a finished redelivery) enqueue the sink for the
+// CustomerSink reconciler.
+func (e *Engine) SinkEvents() source.Source {
+	return source.Func(func(_ context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request]) error {
+		e.mu.Lock()
+		e.sinkQ = q
+		e.mu.Unlock()
+		return nil
+	})
+}
+
+// Deliver asks for the Customer's current state to be delivered to the sink,
+// unless a delivery is pending already. A Customer backing off after the sink
+// refused its content is retried at once when generation is newer than the
+// refused one: the content changed.
+func (e *Engine) Deliver(k Key, generation int64) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.stopped {
+		return
+	}
+	s := e.sinkLocked(k.sink())
+	it := s.items[k.Customer]
+	if it == nil {
+		it = &item{}
+		s.items[k.Customer] = it
+	}
+	if it.pending {
+		if !it.notBefore.IsZero() && generation > it.refusedGeneration {
+			it.notBefore = time.Time{}
+			s.queue.Add(k.Customer)
+		}
+		return
+	}
+	it.pending, it.since = true, e.opts.Now()
+	s.queue.Add(k.Customer)
+}
+
+// Redeliver delivers the current state of each of the named Customers to the
+// sink again, even where the sink has it; Health reports token as Redelivered
+// once every one of them was acknowledged (or went away). A new token replaces
+// a redelivery under way.
+func (e *Engine) Redeliver(sink types.NamespacedName, token string, customers []string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.stopped {
+		return
+	}
+	s := e.sinkLocked(sink)
+	s.batch = &batch{token: token, remaining: make(map[string]struct{}, len(customers))}
+	now := e.opts.Now()
+	for _, name := range customers {
+		s.batch.remaining[name] = struct{}{}
+		it := s.items[name]
+		if it == nil {
+			it = &item{}
+			s.items[name] = it
+		}
+		it.force = true
+		if !it.pending {
+			it.pending, it.since = true, now
+			s.queue.Add(name)
+		}
+	}
+	s.finishBatchLocked(e)
+}
+
+// Look reports where a Customer stands at a sink. have is what the Customer's
+// status, as the reconciler read it, says the sink has: an acknowledged
+// delivery that it already shows is forgotten, so the engine holds nothing for
+// Customers that are in sync.
+func (e *Engine) Look(k Key, have Have) Report {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	s := e.sinks[k.sink()]
+	if s == nil {
+		return Report{}
+	}
+	rep := Report{Paused: s.pauseLocked(e.opts.Now())}
+	it := s.items[k.Customer]
+	if it == nil {
+		return rep
+	}
+	if !it.pending && (it.last == nil ||
+		(it.last.Err == nil && it.last.Generation <= have.Generation && it.last.SinkGeneration <= have.SinkGeneration)) {
+		s.dropLocked(k.Customer)
+		return rep
+	}
+	if it.last != nil {
+		o := *it.last
+		rep.Outcome = &o
+	}
+	rep.Pending, rep.Since = it.pending, it.since
+	return rep
+}
+
+// Health reports a sink's pause, whether it answered 410 Gone at generation,
+// and its redeliveries.
+func (e *Engine) Health(sink types.NamespacedName, generation int64) Health {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	s := e.sinks[sink]
+	if s == nil {
+		return Health{}
+	}
+	h := Health{Pause: s.pauseLocked(e.opts.Now()), Gone: s.goneGeneration != 0 && s.goneGeneration == generation,
+		Redelivered: s.redelivered}
+	if s.batch != nil {
+		h.Redelivering = s.batch.token
+	}
+	return h
+}
+
+// Forget drops what the engine holds for k: a Customer that left a sink's
+// selection, a Customer that is gone (empty Sink), a sink that is gone (empty
+// Customer; its workers stop and its deliveries in flight are cancelled).
+func (e *Engine) Forget(k Key) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	switch {
+	case k.Customer == "":
+		if s := e.sinks[k.sink()]; s != nil {
+			s.stop()
+			delete(e.sinks, k.sink())
+		}
+		sinkPaused.DeleteLabelValues(k.sink().String())
+		deliveryDuration.DeleteLabelValues(k.sink().String())
+	case k.Sink == "":
+		for name, s := range e.sinks {
+			if name.Namespace == k.Namespace {
+				s.dropLocked(k.Customer)
+			}
+		}
+	default:
+		if s := e.sinks[k.sink()]; s != nil {
+			s.dropLocked(k.Customer)
+		}
+	}
+}
+
+// sinkLocked returns the queue of a sink, creating it (and its workers, once
+// the engine runs) on first use.
+func (e *Engine) sinkLocked(name types.NamespacedName) *sinkQueue {
+	s := e.sinks[name]
+	if s != nil {
+		return s
+	}
+	s = &sinkQueue{
+		name:    name,
+		queue:   workqueue.NewTypedDelayingQueue[string](),
+		limiter: workqueue.NewTypedItemExponentialFailureRateLimiter[string](e.opts.BaseDelay, e.opts.MaxDelay),
+		items:   map[string]*item{},
+		wake:    make(chan struct{}),
+	}
+	e.sinks[name] = s
+	if e.ctx != nil {
+		e.startWorkers(s)
+	}
+	return s
+}
+
+func (e *Engine) startWorkers(s *sinkQueue) {
+	ctx, cancel := context.WithCancel(e.ctx)
+	s.cancel = cancel
+	for range e.opts.Workers {
+		e.workers.Go(func() { e.work(ctx, s) })
+	}
+}
+
+func (e *Engine) notifyCustomer(ns, name string) {
+	e.mu.Lock()
+	q := e.customerQ
+	e.mu.Unlock()
+	if q != nil {
+		q.Add(reconcile.Request{NamespacedName: types.NamespacedName{Namespace: ns, Name: name}})
+	}
+}
+
+func (e *Engine) notifySink(name types.NamespacedName) {
+	e.mu.Lock()
+	q := e.sinkQ
+	e.mu.Unlock()
+	if q != nil {
+		q.Add(reconcile.Request{NamespacedName: name})
+	}
+}
+
+// work serves one sink's queue until it shuts down.
+func (e *Engine) work(ctx context.Context, s *sinkQueue) {
+	for {
+		name, shutdown := s.queue.Get()
+		if shutdown {
+			return
+		}
+		e.process(ctx, s, name)
+		s.queue.Done(name)
+	}
+}
+
+// process makes one delivery attempt of a Customer to a sink.
+func (e *Engine) process(ctx context.Context, s *sinkQueue, name string) {
+	e.mu.Lock()
+	it := s.items[name]
+	e.mu.Unlock()
+	if it == nil {
+		return // forgotten while queued
+	}
+
+	// The gate comes first, so that what is read next is current when it goes out.
+	probe, epoch, ok := e.admit(ctx, s)
+	if !ok {
+		return
+	}
+	released := false
+	release := func() {
+		if probe && !released {
+			released = true
+			e.mu.Lock()
+			s.probing = false
+			s.wakeLocked()
+			e.mu.Unlock()
+		}
+	}
+	defer release()
+
+	c := &crmv1alpha1.Customer{}
+	if err := e.opts.Customers.Get(ctx, types.NamespacedName{Namespace: s.name.Namespace, Name: name}, c); err != nil {
+		if apierrors.IsNotFound(err) {
+			e.mu.Lock()
+			s.dropLocked(name)
+			e.mu.Unlock()
+			return
+		}
+		if ctx.Err() == nil {
+			log.FromContext(ctx).Error(err, "reading a Customer to deliver", "customer", name, "sink", s.name)
+			s.queue.AddAfter(name, e.opts.BaseDelay)
+		}
+		return
+	}
+	e.mu.Lock()
+	if it != s.items[name] {
+		e.mu.Unlock()
+		return
+	}
+	if wait := it.notBefore.Sub(e.opts.Now()); wait > 0 && c.Generation <= it.refusedGeneration {
+		// Its retry is scheduled already.
+		e.mu.Unlock()
+		return
+	}
+	e.mu.Unlock()
+
+	target, ready, err := e.opts.Targets(ctx, s.name)
+	if err != nil {
+		if ctx.Err() == nil {
+			log.FromContext(ctx).Error(err, "resolving a CustomerSink", "sink", s.name)
+			s.queue.AddAfter(name, e.opts.BaseDelay)
+		}
+		return
+	}
+	e.mu.Lock()
+	if target.UID != s.uid {
+		// A new sink under the same name starts afresh.
+		s.uid, s.goneGeneration, s.failures, s.pausedUntil, s.pause, s.probeNeeded = target.UID, 0, 0, time.Time{}, nil, false
+		s.wakeLocked()
+	}
+	if !ready || (s.goneGeneration != 0 && s.goneGeneration == target.Generation) {
+		// The reconciler asks again once the sink is ready; a redelivery under
+		// way starts again then.
+		s.dropLocked(name)
+		s.batch = nil
+		if target.UID == "" && len(s.items) == 0 && e.sinks[s.name] == s {
+			// The sink is gone: so are its workers.
+			s.stop()
+			delete(e.sinks, s.name)
+		}
+		e.mu.Unlock()
+		e.notifyCustomer(s.name.Namespace, name)
+		return
+	}
+	deleted := !c.DeletionTimestamp.IsZero() || c.Spec.Lifecycle == crmv1alpha1.LifecycleDeleted
+	if l := it.last; !it.force && l != nil && l.Err == nil && l.Generation == c.Generation &&
+		l.SinkGeneration == target.Generation && l.Deleted == deleted {
+		// Acknowledged already.
+		it.pending = false
+		e.mu.Unlock()
+		e.notifyCustomer(s.name.Namespace, name)
+		return
+	}
+	e.mu.Unlock()
+
+	res := e.opts.Client.Deliver(ctx, target.Target, delivery.NewEvent(c, deleted, e.opts.Now()))
+	if ctx.Err() != nil {
+		return // stopping: the attempt counts for nothing
+	}
+	released = true // finish settles the probe
+	e.finish(s, name, it, c, target, deleted, res, probe, epoch)
+}
+
+// Classes of delivery results, for backoff.
+type class int
+
+const (
+	acknowledged class = iota
+	refused            // the Customer's content: a 4xx other than 408, 409, 410, 429
+	throttled          // 429 or 503 with Retry-After
+	failed             // anything else: the sink is unwell
+	gone               // 410
+)
+
+func classify(res delivery.Result) class {
+	code := res.StatusCode
+	switch {
+	case res.Err == nil:
+		return acknowledged
+	case res.Gone:
+		return gone
+	case res.RetryAfter > 0:
+		return throttled
+	case code >= 400 && code < 500 && code != 408 && code != 409 && code != 429:
+		return refused
+	}
+	return failed
+}
+
+// finish records an attempt: the sink's health first, then the Customer's.
+func (e *Engine) finish(s *sinkQueue, name string, it *item, c *crmv1alpha1.Customer, target Sink, deleted bool, res delivery.Result, probe bool, epoch uint64) {
+	now := e.opts.Now()
+	sinkLabel := s.name.String()
+	deliveryDuration.WithLabelValues(sinkLabel).Observe(res.Duration.Seconds())
+	cls := classify(res)
+	switch cls {
+	case acknowledged:
+		deliveriesTotal.WithLabelValues(sinkLabel, "success").Inc()
+	case gone:
+		deliveriesTotal.WithLabelValues(sinkLabel, "gone").Inc()
+	default:
+		deliveriesTotal.WithLabelValues(sinkLabel, "failure").Inc()
+	}
+
+	var pauseStarted *Pause
+	notifySink := false
+	e.mu.Lock()
+	if probe {
+		s.probing = false
+	}
+	switch cls {
+	case acknowledged, refused:
+		// The sink answered: it is well, whatever it thought of this Customer.
+		if probe {
+			s.probeNeeded, s.pause = false, nil
+			sinkPaused.WithLabelValues(sinkLabel).Set(0)
+			notifySink = true
+		}
+		if !s.probeNeeded {
+			s.failures = 0
+		}
+	case gone:
+		s.goneGeneration = target.Generation
+		notifySink = true
+	case throttled, failed:
+		// Failures of requests sent before the current pause began are part of
+		// what started it, not a reason to lengthen it; a longer Retry-After is.
+		if probe || epoch == s.epoch || (cls == throttled && now.Add(res.RetryAfter).After(s.pausedUntil)) {
+			wasPaused := s.probeNeeded
+			s.failures++
+			p := &Pause{Reason: ReasonBackingOff, Cause: res.Err.Error()}
+			if cls == throttled {
+				p.Reason, p.Until = ReasonThrottled, now.Add(res.RetryAfter)
+			} else {
+				p.Until = now.Add(jittered(e.opts.BaseDelay, e.opts.MaxDelay, s.failures))
+			}
+			s.pause, s.pausedUntil, s.probeNeeded = p, p.Until, true
+			sinkPaused.WithLabelValues(sinkLabel).Set(1)
+			s.epoch++
+			notifySink = true
+			if !wasPaused {
+				pauseStarted = p
+			}
+		}
+	}
+	s.wakeLocked()
+
+	if it != s.items[name] {
+		// Forgotten meanwhile.
+		e.mu.Unlock()
+		e.afterFinish(s, name, notifySink, pauseStarted, target)
+		return
+	}
+	o := &Outcome{Generation: c.Generation, SinkGeneration: target.Generation, Deleted: deleted, At: now, Err: res.Err}
+	switch cls {
+	case acknowledged:
+		it.failures, it.notBefore, it.refusedGeneration = 0, time.Time{}, 0
+		it.last, it.pending = o, false
+		s.limiter.Forget(name)
+		if it.force {
+			it.force = false
+			if s.batch != nil {
+				delete(s.batch.remaining, name)
+				if s.finishBatchLocked(e) {
+					notifySink = true
+				}
+			}
+		}
+	case gone:
+		s.dropLocked(name)
+	case refused:
+		it.failures++
+		o.Failures = it.failures
+		it.last = o
+		wait := s.limiter.When(name)
+		it.notBefore, it.refusedGeneration = now.Add(wait), c.Generation
+		s.queue.AddAfter(name, wait)
+	default:
+		it.failures++
+		o.Failures = it.failures
+		it.last = o
+		// Back in line, behind the sink's pause.
+		s.queue.Add(name)
+	}
+	e.mu.Unlock()
+	e.notifyCustomer(s.name.Namespace, name)
+	e.afterFinish(s, name, notifySink, pauseStarted, target)
+}
+
+func (e *Engine) afterFinish(s *sinkQueue, _ string, notifySink bool, started *Pause, target Sink) {
+	if started != nil && e.opts.Recorder != nil {
+		sink := &crmv1alpha1.CustomerSink{
+			TypeMeta:   metav1.TypeMeta{APIVersion: crmv1alpha1.GroupVersion.String(), Kind: "CustomerSink"},
+			ObjectMeta: metav1.ObjectMeta{Namespace: s.name.Namespace, Name: s.name.Name, UID: target.UID},
+		}
+		e.opts.Recorder.Eventf(sink, nil, corev1.EventTypeWarning, started.Reason, "Pause",
+			"deliveries paused until %s: %s", started.Until.UTC().Format(time.RFC3339), started.Cause)
+	}
+	if notifySink {
+		e.notifySink(s.name)
+	}
+}
+
+// jittered is the backoff after n consecutive failures: base doubled n-1
+// times, capped at max, then drawn from its upper half, so that sinks that
+// failed together do not come back together.
+func jittered(base, max time.Duration, n int) time.Duration {
+	d := base
+	for i := 1; i < n && d < max; i++ {
+		d *= 2
+	}
+	d = min(d, max)
+	half := d / 2
+	return half + rand.N(half+1)
+}
