@@ -149,10 +149,13 @@ func createSource(ns, name string, provider crmv1alpha1.Provider, secret map[str
 		m(src)
 	}
 	Expect(k8sClient.Create(ctx, src)).To(Succeed())
-	Eventually(func() int {
+	// Wait until the server's caches hold the source and, for a source that can
+	// serve, its Secret too: until then it answers 404, then 503.
+	ready := !src.Spec.Suspend && registry.Lookup(provider).ValidateSecret(secret) == nil
+	Eventually(func() bool {
 		code, _ := post(ns, name, []byte("{"), http.Header{})
-		return code
-	}, 20*time.Second, 50*time.Millisecond).ShouldNot(Equal(http.StatusNotFound))
+		return code != http.StatusNotFound && (!ready || code != http.StatusServiceUnavailable)
+	}, 20*time.Second, 50*time.Millisecond).Should(BeTrue(), "the server never served source %s/%s", ns, name)
 	return src
 }
 
