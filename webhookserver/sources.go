@@ -265,10 +265,3 @@ func (s *Server) sweep(ctx context.Context) error {
 	s.guard.prune(now)
 	return nil
 }
-
-// trackedSources is how many sources the server keeps state for.
-func (s *Server) trackedSources() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.sources)
-}

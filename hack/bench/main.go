@@ -56,9 +56,9 @@ import (
 	"github.com/customer-operator/customer-operator/internal/benchutil"
 	"github.com/customer-operator/customer-operator/internal/localcluster"
 	"github.com/customer-operator/customer-operator/webhookserver"
-	"github.com/customer-operator/customer-operator/webhookserver/providers/registry"
 	"github.com/customer-operator/customer-operator/webhookserver/providers"
 	"github.com/customer-operator/customer-operator/webhookserver/providers/gettrx"
+	"github.com/customer-operator/customer-operator/webhookserver/providers/registry"
 )
 
 const sinkKey = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -215,7 +215,7 @@ func (b *bench) warm(s *localcluster.Sender, id string) {
 		if r := s.Send(b.ctx, "evt_"+id, "cus_"+id); r.OK() {
 			return
 		} else if time.Now().After(deadline) {
-			check(fmt.Errorf("the webhook server did not acknowledge within 2m: %v", r.Err))
+			check(fmt.Errorf("the webhook server did not acknowledge within 2m: %w", r.Err))
 		}
 		time.Sleep(300 * time.Millisecond)
 	}
@@ -253,7 +253,7 @@ func (b *bench) ingest(res *Result, perRound int) {
 		d, err = benchutil.Parallel(perRound, senders, func(i int) error {
 			id := fmt.Sprintf("hook%d-%05d", round, i)
 			if r := s.Send(b.ctx, "evt_"+id, "cus_"+id); !r.OK() {
-				return fmt.Errorf("event %s: %v", id, r.Err)
+				return fmt.Errorf("event %s: %w", id, r.Err)
 			}
 			return nil
 		})

@@ -49,12 +49,11 @@ type ControlPlane struct {
 	// APIServerArgs are extra kube-apiserver flags, e.g. "--max-requests-inflight=800".
 	APIServerArgs []string
 
-	etcdURL    string
-	apiPort    int
-	pki        *pki
-	etcd       *Process
-	apiserver  *Process
-	restConfig *rest.Config
+	etcdURL   string
+	apiPort   int
+	pki       *pki
+	etcd      *Process
+	apiserver *Process
 }
 
 // Start starts etcd and the API server and waits until the API server is ready.
@@ -256,7 +255,7 @@ func waitHTTP(ctx context.Context, hc *http.Client, url string, p *Process, limi
 			last = err
 		}
 		if ok, exitErr := p.Exited(); ok {
-			return fmt.Errorf("%s exited (%v) before %s answered", p.Name, exitErr, url)
+			return fmt.Errorf("%s exited (%w) before %s answered", p.Name, exitErr, url)
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("%s not ready within %s: %w", url, limit, last)
