@@ -42,7 +42,6 @@ import (
 // list and is checked like the others.
 var awaited = map[string]string{
 	"customer_operator_sink_backoff": "1 while a sink is in backoff, by sink (namespace/name)",
-	"customer_operator_source_ready": "1 when a CustomerSource is Ready, else 0, by source (namespace/name)",
 }
 
 // Metric names in PromQL: the operator's own and controller-runtime's.
