@@ -99,7 +99,7 @@ func TestArchive(t *testing.T) {
 	files := map[string][]byte{}
 	modes := map[string]int64{}
 	rc := mutate.Extract(img)
-	defer rc.Close() //nolint:errcheck // read-only
+	defer rc.Close() // read-only
 	tr := tar.NewReader(rc)
 	for {
 		h, err := tr.Next()
@@ -173,7 +173,7 @@ func untar(t *testing.T, archive, dir string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close() //nolint:errcheck // read-only
+	defer f.Close() // read-only
 	tr := tar.NewReader(f)
 	for {
 		h, err := tr.Next()

@@ -138,7 +138,7 @@ func writeArchive(output string, ref name.Tag, img v1.Image, mtime time.Time) er
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir) //nolint:errcheck // a temporary directory
+	defer os.RemoveAll(dir) // a temporary directory
 	p, err := layout.Write(dir, empty.Index)
 	if err != nil {
 		return fmt.Errorf("writing the image layout: %w", err)
@@ -158,7 +158,7 @@ func writeArchive(output string, ref name.Tag, img v1.Image, mtime time.Time) er
 	if err != nil {
 		return err
 	}
-	defer os.Remove(tmp.Name()) //nolint:errcheck // gone after the rename
+	defer os.Remove(tmp.Name()) // gone after the rename
 	if err := tarDir(tmp, dir, mtime); err != nil {
 		_ = tmp.Close()
 		return fmt.Errorf("writing %s: %w", output, err)
