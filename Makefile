@@ -126,8 +126,8 @@ image: ## Write the manager's image archive to IMAGE_ARCHIVE (no Docker needed):
 		--tag $(IMG) --arch $(IMAGE_ARCH) --output $(abspath $(IMAGE_ARCHIVE))
 
 .PHONY: test-image
-test-image: image ## Unpack the image archive and run the manager from it.
-	cd hack/image && IMAGE_ARCHIVE=$(abspath $(IMAGE_ARCHIVE)) go test ./... -count=1
+test-image: image ## Unpack the image archive and run the manager from it (--version).
+	cd hack/image && IMAGE_ARCHIVE=$(abspath $(IMAGE_ARCHIVE)) IMAGE_TAG=$(IMG) IMAGE_VERSION=$(VERSION) IMAGE_COMMIT=$(COMMIT) go test ./... -count=1
 
 ##@ Release
 

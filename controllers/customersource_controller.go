@@ -61,6 +61,10 @@ type CustomerSourceReconciler struct {
 func (r *CustomerSourceReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	src := &crmv1alpha1.CustomerSource{}
 	if err := r.Get(ctx, req.NamespacedName, src); err != nil {
+		if apierrors.IsNotFound(err) {
+			// Deleted: its series goes too, so no alert fires on a source that is gone.
+			sourceReady.DeleteLabelValues(req.String())
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	status := src.Status.DeepCopy()
@@ -75,6 +79,8 @@ func (r *CustomerSourceReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 	setReady(&status.Conditions, src.Generation, ready, reason, msg)
 
 	if equality.Semantic.DeepEqual(&src.Status, status) {
+		// Set here too, so the gauge is right after a restart, when nothing changes.
+		setSourceReady(req.NamespacedName, ready)
 		return ctrl.Result{}, nil
 	}
 	// The optimistic lock makes a reconcile from a stale cache fail (and retry)
@@ -84,6 +90,8 @@ func (r *CustomerSourceReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 	if err := r.Status().Patch(ctx, src, patch); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
+	// Like the Event, the gauge follows the persisted condition.
+	setSourceReady(req.NamespacedName, ready)
 	r.recordTransition(src, before, ready, reason, msg)
 	return ctrl.Result{}, nil
 }
@@ -103,6 +111,15 @@ func (r *CustomerSourceReconciler) recordTransition(src *crmv1alpha1.CustomerSou
 	case !ready && (wasReady || before == nil || before.Reason != reason):
 		r.Recorder.Eventf(src, nil, corev1.EventTypeWarning, reason, "Validate", "not ready: %s", msg)
 	}
+}
+
+// setSourceReady sets customer_operator_source_ready for the source.
+func setSourceReady(source types.NamespacedName, ready bool) {
+	v := 0.0
+	if ready {
+		v = 1
+	}
+	sourceReady.WithLabelValues(source.String()).Set(v)
 }
 
 func (r *CustomerSourceReconciler) check(ctx context.Context, src *crmv1alpha1.CustomerSource) (bool, string, string, error) {

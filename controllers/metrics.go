@@ -26,8 +26,13 @@ var (
 		Name: "customer_operator_sink_pending_customers",
 		Help: "Customers a CustomerSink selects that do not have their current generation there yet.",
 	}, []string{"sink"})
+
+	sourceReady = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "customer_operator_source_ready",
+		Help: "1 when a CustomerSource (namespace/name) is Ready to accept its provider's webhooks, else 0.",
+	}, []string{"source"})
 )
 
 func init() {
-	metrics.Registry.MustRegister(pendingCustomers)
+	metrics.Registry.MustRegister(pendingCustomers, sourceReady)
 }

@@ -182,10 +182,10 @@ func (c *Client) deliver(ctx context.Context, t *Target, ev Event) Result {
 	if text := http.StatusText(resp.StatusCode); text != "" {
 		status += " " + text
 	}
-	switch code := resp.StatusCode; {
-	case code == http.StatusGone:
+	switch resp.StatusCode {
+	case http.StatusGone:
 		res.Gone = true
-	case code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable:
+	case http.StatusTooManyRequests, http.StatusServiceUnavailable:
 		res.RetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
 	}
 	c.logger(ctx).V(1).Info("sink refused a delivery", "url", displayURL(t.URL), "status", resp.StatusCode,
@@ -319,7 +319,7 @@ func (c *Client) httpClient(ca []byte) (*http.Client, error) {
 	}
 	if len(c.clients) >= maxCachedClients {
 		var oldest string
-		var oldestUse uint64 = ^uint64(0)
+		oldestUse := ^uint64(0)
 		for k, e := range c.clients {
 			if e.lastUse < oldestUse {
 				oldest, oldestUse = k, e.lastUse

@@ -197,7 +197,7 @@ func checkCA(data []byte) error {
 			return fmt.Errorf("holds a %q PEM block; only CERTIFICATE blocks are allowed", block.Type)
 		}
 		if _, err := x509.ParseCertificate(block.Bytes); err != nil {
-			return fmt.Errorf("certificate %d does not parse: %v", n+1, err)
+			return fmt.Errorf("certificate %d does not parse: %w", n+1, err)
 		}
 		n++
 	}

@@ -196,7 +196,7 @@ func (d *devEnv) start(ctx context.Context, opts startOptions) error {
 	// abort stops the builds, so that a failed start does not wait for them.
 	abort := func(err error) error {
 		cancelBuilds()
-		<-builds
+		<-builds //nolint:errcheck // cancelled just above: the start's error is the one to report
 		return err
 	}
 
@@ -476,7 +476,7 @@ func (d *devEnv) wait(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	case c := <-d.exited:
-		return fmt.Errorf("%s exited unexpectedly: %v", c.name, c.err)
+		return fmt.Errorf("%s exited unexpectedly: %w", c.name, c.err)
 	}
 }
 

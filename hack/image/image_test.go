@@ -33,20 +33,52 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	specv1 "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // TestArchive checks the archive `make image` wrote (IMAGE_ARCHIVE; `make test-image`
-// sets it) as a container runtime would see it, then runs the manager out of it.
+// sets it, and IMAGE_TAG, IMAGE_VERSION and IMAGE_COMMIT to what it built it with) as
+// a container runtime would see it, then runs the manager out of it.
 func TestArchive(t *testing.T) {
 	archive := os.Getenv("IMAGE_ARCHIVE")
 	if archive == "" {
 		t.Fatal("IMAGE_ARCHIVE is not set: run `make test-image`, which builds the archive first")
 	}
-	img, err := tarball.ImageFromPath(archive, nil)
+	tag, version, commit := os.Getenv("IMAGE_TAG"), os.Getenv("IMAGE_VERSION"), os.Getenv("IMAGE_COMMIT")
+	if tag == "" || version == "" || commit == "" {
+		t.Fatal("IMAGE_TAG, IMAGE_VERSION and IMAGE_COMMIT must be set: run `make test-image`")
+	}
+
+	// An oci-archive is an OCI image layout in a tar file.
+	dir := t.TempDir()
+	untar(t, archive, dir)
+	index, err := layout.ImageIndexFromPath(dir)
 	if err != nil {
-		t.Fatalf("reading %s: %v", archive, err)
+		t.Fatalf("reading %s as an OCI image layout: %v", archive, err)
+	}
+	im, err := index.IndexManifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(im.Manifests) != 1 {
+		t.Fatalf("index.json lists %d manifests, want 1: %+v", len(im.Manifests), im.Manifests)
+	}
+	desc := im.Manifests[0]
+	if got := desc.Annotations[specv1.AnnotationRefName]; got != tag {
+		t.Errorf("annotation %s = %q, want %q", specv1.AnnotationRefName, got, tag)
+	}
+	if desc.MediaType != types.OCIManifestSchema1 {
+		t.Errorf("index entry media type = %s, want %s", desc.MediaType, types.OCIManifestSchema1)
+	}
+	img, err := index.Image(desc.Digest)
+	if err != nil {
+		t.Fatalf("reading image %s: %v", desc.Digest, err)
+	}
+	if mt, err := img.MediaType(); err != nil || mt != types.OCIManifestSchema1 {
+		t.Errorf("manifest media type = %s (%v), want %s", mt, err, types.OCIManifestSchema1)
 	}
 
 	cfg, err := img.ConfigFile()
@@ -67,7 +99,7 @@ func TestArchive(t *testing.T) {
 	files := map[string][]byte{}
 	modes := map[string]int64{}
 	rc := mutate.Extract(img)
-	defer rc.Close() //nolint:errcheck // read-only
+	defer rc.Close() // read-only
 	tr := tar.NewReader(rc)
 	for {
 		h, err := tr.Next()
@@ -123,15 +155,56 @@ func TestArchive(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	// TODO(lead): run --version and check it prints the version and the commit
-	// (main.version/main.commit, set by LDFLAGS) once the manager has the flag.
-	out, err := exec.CommandContext(ctx, bin, "--help").CombinedOutput()
+	out, err := exec.CommandContext(ctx, bin, "--version").CombinedOutput()
 	if err != nil {
-		t.Fatalf("manager --help from the image: %v\n%s", err, out)
+		t.Fatalf("manager --version from the image: %v\n%s", err, out)
 	}
-	for _, flag := range []string{"-mode", "-webhook-bind-address", "-metrics-bind-address"} {
-		if !bytes.Contains(out, []byte(flag)) {
-			t.Errorf("manager --help does not list %s:\n%s", flag, out)
+	// main.version and main.commit, set by the Makefile's LDFLAGS.
+	if want := "customer-operator " + version + " (commit " + commit + ")"; !strings.Contains(string(out), want) {
+		t.Errorf("manager --version printed %q, want it to contain %q", out, want)
+	}
+}
+
+// untar unpacks the tar file archive into dir, refusing entries that would land
+// outside it.
+func untar(t *testing.T, archive, dir string) {
+	t.Helper()
+	f, err := os.Open(archive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close() // read-only
+	tr := tar.NewReader(f)
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return
+		}
+		if err != nil {
+			t.Fatalf("reading %s: %v", archive, err)
+		}
+		if !filepath.IsLocal(h.Name) {
+			t.Fatalf("%s holds %q, outside the archive's root", archive, h.Name)
+		}
+		path := filepath.Join(dir, h.Name)
+		switch h.Typeflag {
+		case tar.TypeDir:
+			if err := os.MkdirAll(path, 0o755); err != nil {
+				t.Fatal(err)
+			}
+		case tar.TypeReg:
+			if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			data, err := io.ReadAll(tr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(path, data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		default:
+			t.Fatalf("%s holds %q of type %c: an OCI layout has only directories and files", archive, h.Name, h.Typeflag)
 		}
 	}
 }

@@ -18,9 +18,11 @@ limitations under the License.
 // Docker engine: one layer holding the static manager, the CA certificates and the
 // nonroot user, on an empty base. `make image` runs it.
 //
-// The archive is in `docker save` form (manifest.json, the config and the layers):
-// `docker load`, `podman load`, `ctr images import`, `kind load image-archive` and
-// `crane push` read it.
+// The archive is an OCI image layout (oci-layout, index.json and blobs/sha256/) in a
+// tar file: the form `skopeo copy oci-archive:`, `podman load`, `ctr images import`
+// and `crane` read. Its index names the one image by the tag, in the
+// org.opencontainers.image.ref.name annotation. The same sources give the same
+// archive byte for byte (SOURCE_DATE_EPOCH sets every timestamp).
 package main
 
 import (
@@ -29,16 +31,21 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	specv1 "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // The user the manager runs as: distroless's "nonroot", which the Deployments'
@@ -121,10 +128,85 @@ func build(opts options) error {
 	if img, err = mutate.ConfigFile(img, cfg); err != nil {
 		return fmt.Errorf("setting the config: %w", err)
 	}
-	if err := tarball.WriteToFile(opts.output, ref, img); err != nil {
-		return fmt.Errorf("writing %s: %w", opts.output, err)
+	return writeArchive(opts.output, ref, img, created)
+}
+
+// writeArchive writes img as an OCI image layout in a temporary directory, then tars
+// that directory into output.
+func writeArchive(output string, ref name.Tag, img v1.Image, mtime time.Time) error {
+	dir, err := os.MkdirTemp("", "customer-operator-image-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir) // a temporary directory
+	p, err := layout.Write(dir, empty.Index)
+	if err != nil {
+		return fmt.Errorf("writing the image layout: %w", err)
+	}
+	if err := p.AppendImage(img, layout.WithAnnotations(map[string]string{
+		// What oci-archive readers (skopeo, podman, crane) name the image by.
+		specv1.AnnotationRefName: ref.String(),
+		// containerd (`ctr images import`, `kind load image-archive`) wants the full
+		// name, in its own spelling of Docker Hub.
+		"io.containerd.image.name": strings.Replace(ref.Name(), name.DefaultRegistry+"/", "docker.io/", 1),
+	})); err != nil {
+		return fmt.Errorf("writing the image layout: %w", err)
+	}
+
+	// Written next to output and renamed, so a failed build leaves no half archive.
+	tmp, err := os.CreateTemp(filepath.Dir(output), filepath.Base(output)+".*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name()) // gone after the rename
+	if err := tarDir(tmp, dir, mtime); err != nil {
+		_ = tmp.Close()
+		return fmt.Errorf("writing %s: %w", output, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("writing %s: %w", output, err)
+	}
+	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp.Name(), output); err != nil {
+		return fmt.Errorf("writing %s: %w", output, err)
 	}
 	return nil
+}
+
+// tarDir writes dir's tree to w with entries in lexical order, one mtime and no
+// owner, so the archive depends only on the files' contents.
+func tarDir(w io.Writer, dir string, mtime time.Time) error {
+	tw := tar.NewWriter(w)
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || path == dir {
+			return err
+		}
+		rel, err := filepath.Rel(dir, path)
+		if err != nil {
+			return err
+		}
+		h := &tar.Header{Name: filepath.ToSlash(rel), ModTime: mtime, Format: tar.FormatPAX}
+		if d.IsDir() {
+			h.Typeflag, h.Name, h.Mode = tar.TypeDir, h.Name+"/", 0o755
+			return tw.WriteHeader(h)
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		h.Typeflag, h.Mode, h.Size = tar.TypeReg, 0o644, int64(len(data))
+		if err := tw.WriteHeader(h); err != nil {
+			return err
+		}
+		_, err = tw.Write(data)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	return tw.Close()
 }
 
 // buildTime is SOURCE_DATE_EPOCH when set, so the same sources give the same image,

@@ -61,6 +61,13 @@ func main() {
 	r := &receiver{key: key, tolerance: *tolerance, seen: newSeenSet(10000)}
 	srv := &http.Server{Addr: *addr, Handler: r, ReadHeaderTimeout: 10 * time.Second}
 
+	if err := serve(srv); err != nil {
+		log.Fatalf("receiver: %v", err)
+	}
+}
+
+// serve runs srv until SIGINT or SIGTERM, then shuts it down.
+func serve(srv *http.Server) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	go func() {
@@ -69,10 +76,11 @@ func main() {
 		defer cancel()
 		_ = srv.Shutdown(shutdown)
 	}()
-	log.Printf("receiver: listening on http://%s/", *addr)
+	log.Printf("receiver: listening on http://%s/", srv.Addr)
 	if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		log.Fatalf("receiver: %v", err)
+		return err
 	}
+	return nil
 }
 
 type receiver struct {
