@@ -113,7 +113,9 @@ func (r *CustomerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 	}
 
 	sinks := &crmv1alpha1.CustomerSinkList{}
-	if err := r.List(ctx, sinks, client.InNamespace(c.Namespace)); err != nil {
+	// Read-only: the cache's sinks need no copies (sorting moves only the
+	// list's own shallow copies).
+	if err := r.List(ctx, sinks, client.InNamespace(c.Namespace), client.UnsafeDisableDeepCopy); err != nil {
 		return ctrl.Result{}, fmt.Errorf("listing CustomerSinks: %w", err)
 	}
 	sort.Slice(sinks.Items, func(i, j int) bool { return sinks.Items[i].Name < sinks.Items[j].Name })

@@ -19,6 +19,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -26,10 +27,12 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	crmv1alpha1 "github.com/customer-operator/customer-operator/api/v1alpha1"
@@ -134,6 +137,20 @@ func (r *CustomerSinkReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	return result, nil
 }
 
+// sinkChangedForSelf ignores the sink's own status writes. Without it, each
+// write of the counts would bring the sink straight back for a recount and
+// another write while its Customers are being synced: a write loop, ten a
+// second, each recount listing every Customer of the namespace.
+var sinkChangedForSelf = predicate.Or(
+	predicate.GenerationChangedPredicate{},
+	predicate.AnnotationChangedPredicate{}, // the redeliver token
+	predicate.LabelChangedPredicate{},
+	predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
+		return !slices.Equal(e.ObjectOld.GetFinalizers(), e.ObjectNew.GetFinalizers()) ||
+			!e.ObjectOld.GetDeletionTimestamp().Equal(e.ObjectNew.GetDeletionTimestamp())
+	}},
+)
+
 // SetupWithManager registers the reconciler. Customer changes reach the sinks of
 // their namespace through a rate-limited queue, so counts follow within
 // CountInterval without a sink write per Customer change.
@@ -174,7 +191,7 @@ func (r *CustomerSinkReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		enqueueSinks(ctx, e.Object.GetNamespace(), q)
 	}
 	return ctrl.NewControllerManagedBy(mgr).
-		For(&crmv1alpha1.CustomerSink{}).
+		For(&crmv1alpha1.CustomerSink{}, builder.WithPredicates(sinkChangedForSelf)).
 		Watches(&crmv1alpha1.Customer{}, customerToSinks).
 		WatchesMetadata(&corev1.Secret{}, secretToReferrers(mgr.GetClient(), &crmv1alpha1.CustomerSinkList{})).
 		WatchesRawSource(r.Deliveries.SinkEvents()).

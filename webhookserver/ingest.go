@@ -30,6 +30,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	crmv1alpha1 "github.com/customer-operator/customer-operator/api/v1alpha1"
 	"github.com/customer-operator/customer-operator/webhookserver/providers"
@@ -143,6 +144,10 @@ func (in *Ingester) Apply(ctx context.Context, src *crmv1alpha1.CustomerSource, 
 		if cur == nil {
 			obj := &crmv1alpha1.Customer{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name}}
 			in.mutate(obj, nil, src, ev, receivedAt)
+			// The Customer controller's finalizer, set at creation: a new Customer
+			// then costs the create and its status write, without a finalizer
+			// patch between them.
+			controllerutil.AddFinalizer(obj, crmv1alpha1.CustomerFinalizer)
 			err = in.Client.Create(ctx, obj)
 			if apierrors.IsAlreadyExists(err) {
 				reader = in.APIReader

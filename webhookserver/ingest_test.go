@@ -72,6 +72,8 @@ var _ = Describe("Ingesting each provider's fixtures", func() {
 
 		c := getCustomer(ns, crmv1alpha1.ProviderPhasio, "678")
 		Expect(c.Name).To(Equal("phasio-678"))
+		// No controller runs in this suite: the finalizer came with the create.
+		Expect(c.Finalizers).To(Equal([]string{crmv1alpha1.CustomerFinalizer}))
 		Expect(c.Labels).To(HaveKeyWithValue(crmv1alpha1.LabelProvider, "phasio"))
 		Expect(c.Labels).To(HaveKeyWithValue(crmv1alpha1.LabelSource, "phasio"))
 		Expect(c.Labels).To(HaveKeyWithValue("team", "manufacturing"))

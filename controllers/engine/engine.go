@@ -46,6 +46,7 @@ import (
 	"k8s.io/client-go/tools/events"
 	"k8s.io/client-go/util/workqueue"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/priorityqueue"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/source"
@@ -414,10 +415,25 @@ func (e *Engine) notifyCustomer(ns, name string) {
 	e.mu.Lock()
 	q := e.customerQ
 	e.mu.Unlock()
-	if q != nil {
-		q.Add(reconcile.Request{NamespacedName: types.NamespacedName{Namespace: ns, Name: name}})
+	if q == nil {
+		return
 	}
+	req := reconcile.Request{NamespacedName: types.NamespacedName{Namespace: ns, Name: name}}
+	// An outcome goes ahead of Customers waiting for their first look: its
+	// reconcile is the status write the deliveries wait to show, and it frees
+	// what the engine holds. Otherwise a new sink's thousands of Customers
+	// would all be looked at (and queued) before the first outcome is written,
+	// leaving the API server idle meanwhile.
+	if pq, ok := q.(priorityqueue.PriorityQueue[reconcile.Request]); ok {
+		pq.AddWithOpts(priorityqueue.AddOpts{Priority: new(OutcomePriority)}, req)
+		return
+	}
+	q.Add(req)
 }
+
+// OutcomePriority is the priority, in the Customer controller's queue, of a
+// Customer whose delivery finished; controller-runtime's default is 0.
+const OutcomePriority = 10
 
 func (e *Engine) notifySink(name types.NamespacedName) {
 	e.mu.Lock()
