@@ -50,6 +50,11 @@ import (
 	"github.com/customer-operator/customer-operator/internal/secretcache"
 )
 
+// conflictRetryDelay is how long a reconcile whose status write met a conflict
+// waits before it looks again: long enough for the cache to catch up with the
+// write it lost to, short enough not to be noticed.
+const conflictRetryDelay = 100 * time.Millisecond
+
 // DefaultDeleteGracePeriod is how long a Customer's delete is retried at a sink
 // that had received it before the finalizer lets the Customer go anyway.
 const DefaultDeleteGracePeriod = time.Hour
@@ -151,7 +156,7 @@ func (r *CustomerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 		if apierrors.IsConflict(err) {
 			// The cache was behind; the engine keeps what was delivered until
 			// the status shows it, so the retry on fresh data loses nothing.
-			return ctrl.Result{Requeue: true}, nil
+			return ctrl.Result{RequeueAfter: conflictRetryDelay}, nil
 		}
 		return ctrl.Result{}, err
 	}
@@ -411,7 +416,7 @@ func (r *CustomerReconciler) finalize(ctx context.Context, c *crmv1alpha1.Custom
 	r.unsynced(status, c.Generation, crmv1alpha1.ReasonDelivering, fmt.Sprintf("delivering the delete to %d sink(s)", len(remaining)))
 	if err := r.writeStatus(ctx, c, status); err != nil {
 		if apierrors.IsConflict(err) {
-			return ctrl.Result{Requeue: true}, nil
+			return ctrl.Result{RequeueAfter: conflictRetryDelay}, nil
 		}
 		return ctrl.Result{}, err
 	}
