@@ -22,7 +22,6 @@ import (
 	"fmt"
 	"net/http"
 	"path/filepath"
-	"slices"
 	"testing"
 	"time"
 
@@ -171,12 +170,12 @@ func BenchmarkIngestThroughput(b *testing.B) {
 		}
 	}
 	b.StopTimer()
-	rawMed, hookMed := median(rawRates), median(hookRates)
+	rawMed, hookMed := benchutil.Median(rawRates), benchutil.Median(hookRates)
 	b.ReportMetric(rawMed, "raw-creates/s")
 	b.ReportMetric(hookMed, "webhook-events/s")
 	b.ReportMetric(hookMed/rawMed, "ratio")
 	b.Logf("%d senders, %d rounds of %d: raw client-go creates median %.0f/s %v; webhook ingest median %.0f/s %v; ratio %.2f",
-		senders, len(rawRates), perRound, rawMed, rounded(rawRates), hookMed, rounded(hookRates), hookMed/rawMed)
+		senders, len(rawRates), perRound, rawMed, benchutil.Rounded(rawRates), hookMed, benchutil.Rounded(hookRates), hookMed/rawMed)
 }
 
 func must(b *testing.B, err error) {
@@ -184,21 +183,4 @@ func must(b *testing.B, err error) {
 	if err != nil {
 		b.Fatal(err)
 	}
-}
-
-func median(xs []float64) float64 {
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
-}
-
-func rounded(xs []float64) []int {
-	out := make([]int, len(xs))
-	for i, x := range xs {
-		out[i] = int(x + 0.5)
-	}
-	return out
 }

@@ -262,13 +262,13 @@ func (b *bench) ingest(res *Result, perRound int) {
 		hookRates = append(hookRates, float64(perRound)/d.Seconds())
 	}
 	n := float64(rounds * perRound)
-	res.IngestRawCreatesPerS, res.IngestEventsPerS = round1(median(rawRates)), round1(median(hookRates))
-	res.IngestRatio = round2(median(hookRates) / median(rawRates))
+	res.IngestRawCreatesPerS, res.IngestEventsPerS = round1(benchutil.Median(rawRates)), round1(benchutil.Median(hookRates))
+	res.IngestRatio = round2(benchutil.Median(hookRates) / benchutil.Median(rawRates))
 	res.WebhookProcessCPUMs = round3(float64(hookCPU.Microseconds()) / 1000 / n)
 	res.RawClientCPUMs = round3(float64(rawCPU.Microseconds()) / 1000 / n)
 	res.WebhookCPUMsPerEvent = round3(res.WebhookProcessCPUMs - res.RawClientCPUMs)
 	b.logf("ingest: webhooks %v/s, raw creates %v/s; webhook process %.3f ms CPU/event, raw client %.3f ms/create",
-		rounded(hookRates), rounded(rawRates), res.WebhookProcessCPUMs, res.RawClientCPUMs)
+		benchutil.Rounded(hookRates), benchutil.Rounded(rawRates), res.WebhookProcessCPUMs, res.RawClientCPUMs)
 	// No controller has seen them, so they carry no finalizer and go at once; the
 	// phases below measure their own Customers.
 	check(b.k8s.DeleteAllOf(b.ctx, &crmv1alpha1.Customer{}, client.InNamespace(ns)))
@@ -579,23 +579,6 @@ func percentile(sorted []float64, q float64) float64 {
 		return math.NaN()
 	}
 	return sorted[min(len(sorted)-1, int(math.Ceil(q*float64(len(sorted))))-1)]
-}
-
-func median(xs []float64) float64 {
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
-}
-
-func rounded(xs []float64) []int {
-	out := make([]int, len(xs))
-	for i, x := range xs {
-		out[i] = int(x + 0.5)
-	}
-	return out
 }
 
 func round1(x float64) float64 { return math.Round(x*10) / 10 }

@@ -16,10 +16,11 @@ limitations under the License.
 
 // Package benchutil holds what the benchmarks share: spreading a fixed amount of
 // work over a fixed number of workers, so a measured side and its baseline run
-// at exactly the same concurrency.
+// at exactly the same concurrency, and the medians they quote.
 package benchutil
 
 import (
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -48,4 +49,24 @@ func Parallel(n, workers int, job func(i int) error) (time.Duration, error) {
 	}
 	wg.Wait()
 	return time.Since(start), firstErr
+}
+
+// Median is the middle of xs (the mean of the two middle values when even): the
+// figure the benchmarks quote, robust to a noisy round on a shared machine.
+func Median(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// Rounded is xs rounded to whole numbers, for printing every round's rate.
+func Rounded(xs []float64) []int {
+	out := make([]int, len(xs))
+	for i, x := range xs {
+		out[i] = int(x + 0.5)
+	}
+	return out
 }
