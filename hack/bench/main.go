@@ -48,6 +48,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	kruntime "k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/apimachinery/pkg/watch"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
@@ -98,7 +99,9 @@ type bench struct {
 	ctx context.Context
 	cp  *localcluster.ControlPlane
 	k8s client.Client
-	bin string
+	// watcher follows Customers while a phase waits for them.
+	watcher client.WithWatch
+	bin     string
 	// profileDir, when set, receives pprof profiles of the manager.
 	profileDir string
 	logf       func(string, ...any)
@@ -114,6 +117,7 @@ func main() {
 	latFor := flag.Duration("latency-duration", 60*time.Second, "duration of the latency load")
 	memSizes := flag.String("memory-sizes", "10000,50000", "Customer counts at which the manager's RSS is measured")
 	keep := flag.Bool("keep", false, "keep the state directory (logs) after the run")
+	only := flag.String("only", "ingest,propagation,latency,memory", "the phases to run, comma-separated")
 	profileDir := flag.String("profile-dir", "", "write the manager's CPU profile of the latency load and its heap profile at the largest memory size here")
 	flag.Parse()
 	// envtest.InstallCRDs logs through controller-runtime; nothing here needs it.
@@ -151,15 +155,27 @@ func main() {
 	check(b.cp.InstallCRDs("config/crd/bases"))
 	b.k8s, err = client.New(b.cp.RESTConfig(), client.Options{Scheme: b.scheme})
 	check(err)
+	b.watcher, err = client.NewWithWatch(b.cp.RESTConfig(), client.Options{Scheme: b.scheme})
+	check(err)
 	check(<-built)
 	logf("control plane at %s, manager built", b.cp.URL())
 
 	var res Result
 	res.Machine = machine()
-	b.ingest(&res, *ingestN)
-	b.propagation(&res, *propN)
-	b.latency(&res, *latRate, *latFor)
+	run := func(phase string) bool { return slices.Contains(strings.Split(*only, ","), phase) }
+	if run("ingest") {
+		b.ingest(&res, *ingestN)
+	}
+	if run("propagation") {
+		b.propagation(&res, *propN)
+	}
+	if run("latency") {
+		b.latency(&res, *latRate, *latFor)
+	}
 	for _, s := range strings.Split(*memSizes, ",") {
+		if !run("memory") {
+			break
+		}
 		n, err := strconv.Atoi(strings.TrimSpace(s))
 		check(err)
 		rss, objs := b.memory(n, &res)
@@ -275,7 +291,7 @@ func (b *bench) ingest(res *Result, perRound int) {
 }
 
 // rawCustomer is the Customer the webhook server writes for the event of id,
-// labels and annotations included.
+// labels, annotations and finalizer included.
 func rawCustomer(ns string, src *crmv1alpha1.CustomerSource, id string) *crmv1alpha1.Customer {
 	secret := sourceKey
 	now := time.Now()
@@ -286,7 +302,8 @@ func rawCustomer(ns string, src *crmv1alpha1.CustomerSource, id string) *crmv1al
 	ev := parsed.Events[0]
 	return &crmv1alpha1.Customer{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: webhookserver.CustomerName(ev.Customer.Provider, ev.Customer.ExternalID),
-			Labels: map[string]string{crmv1alpha1.LabelProvider: string(src.Spec.Provider), crmv1alpha1.LabelSource: src.Name},
+			Finalizers: []string{crmv1alpha1.CustomerFinalizer},
+			Labels:     map[string]string{crmv1alpha1.LabelProvider: string(src.Spec.Provider), crmv1alpha1.LabelSource: src.Name},
 			Annotations: map[string]string{
 				crmv1alpha1.AnnotationLastEventID:       ev.ID,
 				crmv1alpha1.AnnotationLastEventType:     ev.Type,
@@ -311,6 +328,8 @@ func (b *bench) propagation(res *Result, n int) {
 	check(err)
 	var list crmv1alpha1.CustomerList
 	check(b.k8s.List(b.ctx, &list, client.InNamespace(ns)))
+	rawBefore := b.snapshot()
+	rawProfile := b.apiProfile("apiserver-cpu-propagation-baseline.pprof", 8*time.Second)
 	d, err := benchutil.Parallel(len(list.Items), workers, func(i int) error {
 		c := list.Items[i].DeepCopy()
 		patch := client.MergeFrom(c.DeepCopy())
@@ -323,6 +342,9 @@ func (b *bench) propagation(res *Result, n int) {
 	})
 	check(err)
 	rawRate := float64(len(list.Items)) / d.Seconds()
+	b.report("propagation baseline", rawBefore, b.snapshot(), float64(len(list.Items)), "status write")
+	b.objectSize("after the baseline", ns, list.Items[0].Name)
+	<-rawProfile
 
 	m, err := b.cp.StartManager(b.ctx, b.bin, managerOptions("manager-propagation", "controllers"))
 	check(err)
@@ -334,10 +356,19 @@ func (b *bench) propagation(res *Result, n int) {
 	r := localcluster.NewReceiver(sinkKey)
 	check(r.Listen("127.0.0.1:0"))
 	defer r.Close()
+	// Every Customer gets a status write once the sink exists: a watch from
+	// now sees them all, without a list of every Customer.
+	var one crmv1alpha1.CustomerList
+	check(b.k8s.List(b.ctx, &one, client.InNamespace(ns), client.Limit(1)))
+	before := b.snapshot(m)
+	profiled := b.apiProfile("apiserver-cpu-propagation.pprof", 16*time.Second)
 	start := time.Now()
 	check(b.k8s.Create(b.ctx, b.sink(ns, "http://"+r.Addr()+"/")))
-	b.waitCustomers(ns, n, 10*time.Minute, synced)
+	b.watchCustomers(ns, one.ResourceVersion, n, 10*time.Minute, synced)
 	took := time.Since(start)
+	b.report("propagation", before, b.snapshot(m), float64(n), "Customer")
+	b.objectSize("after propagation", ns, list.Items[0].Name)
+	<-profiled
 	res.RawStatusWritesPerS = round1(rawRate)
 	res.PropagationPerS = round1(float64(n) / took.Seconds())
 	res.PropagationRatio = round2(res.PropagationPerS / rawRate)
@@ -351,27 +382,93 @@ func synced(c *crmv1alpha1.Customer) bool {
 		len(c.Status.Sinks) == 1 && c.Status.Sinks[0].SyncedGeneration == c.Generation
 }
 
-// waitCustomers waits until n Customers of ns satisfy ok.
+// waitCustomers waits until n Customers of ns satisfy ok. It lists once and
+// then follows a watch: polling with a list of every Customer each second would
+// cost the API server more than the work it measures (encoding thousands of
+// objects a second), while a watch event's encoding is shared with the
+// manager's own watch.
 func (b *bench) waitCustomers(ns string, n int, limit time.Duration, ok func(*crmv1alpha1.Customer) bool) {
-	deadline := time.Now().Add(limit)
+	ctx, cancel := context.WithTimeout(b.ctx, limit)
+	defer cancel()
+	state := map[string]bool{}
+	got := 0
+	set := func(name string, v, present bool) {
+		if state[name] {
+			got--
+		}
+		if !present {
+			delete(state, name)
+			return
+		}
+		state[name] = v
+		if v {
+			got++
+		}
+	}
+	count := func() int { return got }
 	for {
 		var list crmv1alpha1.CustomerList
-		got := 0
-		if err := b.k8s.List(b.ctx, &list, client.InNamespace(ns)); err == nil {
-			for i := range list.Items {
-				if ok(&list.Items[i]) {
-					got++
-				}
+		if err := b.k8s.List(ctx, &list, client.InNamespace(ns)); err != nil {
+			check(fmt.Errorf("listing Customers in %s: %w", ns, err))
+		}
+		clear(state)
+		got = 0
+		for i := range list.Items {
+			set(list.Items[i].Name, ok(&list.Items[i]), true)
+		}
+		if count() >= n {
+			return
+		}
+		w, err := b.watcher.Watch(ctx, &crmv1alpha1.CustomerList{}, client.InNamespace(ns), &client.ListOptions{Raw: &metav1.ListOptions{ResourceVersion: list.ResourceVersion}})
+		check(err)
+		for ev := range w.ResultChan() {
+			c, isCustomer := ev.Object.(*crmv1alpha1.Customer)
+			if !isCustomer {
+				break // an error (e.g. 410 Expired): list again
+			}
+			set(c.Name, ev.Type != watch.Deleted && ok(c), ev.Type != watch.Deleted)
+			if count() >= n {
+				w.Stop()
+				return
 			}
 		}
+		w.Stop()
+		if ctx.Err() != nil {
+			check(fmt.Errorf("only %d of %d Customers in %s reached the state within %s", count(), n, ns, limit))
+		}
+	}
+}
+
+// watchCustomers waits until n Customers of ns satisfy ok, following a watch
+// from resourceVersion rv; if the watch ends early, it falls back to
+// waitCustomers.
+func (b *bench) watchCustomers(ns, rv string, n int, limit time.Duration, ok func(*crmv1alpha1.Customer) bool) {
+	ctx, cancel := context.WithTimeout(b.ctx, limit)
+	defer cancel()
+	w, err := b.watcher.Watch(ctx, &crmv1alpha1.CustomerList{}, client.InNamespace(ns), &client.ListOptions{Raw: &metav1.ListOptions{ResourceVersion: rv}})
+	check(err)
+	defer w.Stop()
+	state := map[string]bool{}
+	got := 0
+	for ev := range w.ResultChan() {
+		c, isCustomer := ev.Object.(*crmv1alpha1.Customer)
+		if !isCustomer {
+			break
+		}
+		now := ev.Type != watch.Deleted && ok(c)
+		if now != state[c.Name] {
+			if now {
+				got++
+			} else {
+				got--
+			}
+		}
+		state[c.Name] = now
 		if got >= n {
 			return
 		}
-		if time.Now().After(deadline) {
-			check(fmt.Errorf("only %d of %d Customers in %s reached the state within %s", got, n, ns, limit))
-		}
-		time.Sleep(time.Second)
 	}
+	b.waitCustomers(ns, n, limit, ok)
 }
 
 // latency: POST to the sink's receipt, at a steady rate, through a --mode=all manager.
@@ -387,7 +484,9 @@ func (b *bench) latency(res *Result, rate float64, d time.Duration) {
 	s := &localcluster.Sender{Targets: []string{m.WebhookURL}, Namespace: ns, Source: "gettrx", Secret: sourceKey, RetryFor: 2 * time.Minute}
 	b.warm(s, "warm-latency")
 	profiled := b.profile(m, "cpu-latency.pprof", fmt.Sprintf("/debug/pprof/profile?seconds=%d", int(d.Seconds())))
+	before := b.snapshot(m)
 	results := s.Load(b.ctx, "lat", rate, d)
+	b.report("latency load", before, b.snapshot(m), float64(len(results)), "event")
 	<-profiled
 	deadline := time.Now().Add(5 * time.Minute)
 	var lat []float64
@@ -598,5 +697,17 @@ func check(err error) {
 		// Deferred stops do not run after os.Exit; the children die with this
 		// process (Pdeathsig).
 		os.Exit(1)
+	}
+}
+
+func (b *bench) objectSize(when, ns, name string) {
+	var c crmv1alpha1.Customer
+	check(b.k8s.Get(b.ctx, client.ObjectKey{Namespace: ns, Name: name}, &c))
+	all, _ := json.Marshal(&c)
+	mf, _ := json.Marshal(c.ManagedFields)
+	st, _ := json.Marshal(c.Status)
+	b.logf("a Customer %s: %d JSON bytes, %d of them managed fields (%d entries), %d status", when, len(all), len(mf), len(c.ManagedFields), len(st))
+	if os.Getenv("BENCH_DUMP") != "" {
+		b.logf("%s", all)
 	}
 }
