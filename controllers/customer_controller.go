@@ -19,7 +19,9 @@ limitations under the License.
 package controllers
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/mail"
 	"slices"
@@ -289,7 +291,9 @@ func (r *CustomerReconciler) record(c *crmv1alpha1.Customer, sink *crmv1alpha1.C
 			e.SyncedGeneration = o.Generation
 			e.SinkGeneration = o.SinkGeneration
 		}
-		t := metav1.NewTime(o.At)
+		// To the second, as the API stores it: a finer time would differ from
+		// every later read of the same status.
+		t := metav1.NewTime(o.At).Rfc3339Copy()
 		e.LastSyncTime = &t
 		e.LastError = ""
 		e.ConsecutiveFailures = 0
@@ -424,7 +428,11 @@ func (r *CustomerReconciler) finalize(ctx context.Context, c *crmv1alpha1.Custom
 }
 
 func (r *CustomerReconciler) writeStatus(ctx context.Context, c *crmv1alpha1.Customer, status *crmv1alpha1.CustomerStatus) error {
-	if equality.Semantic.DeepEqual(&c.Status, status) {
+	// Compared as the API server would store them: times are kept to the
+	// second, so a status equal but for sub-second times would be a patch that
+	// changes nothing and still costs the API server a decode, a patch and a
+	// compare.
+	if equality.Semantic.DeepEqual(&c.Status, status) || sameJSON(&c.Status, status) {
 		return nil
 	}
 	// The status was computed from the cached Customer, which may lag behind the
@@ -441,6 +449,13 @@ func (r *CustomerReconciler) writeStatus(ctx context.Context, c *crmv1alpha1.Cus
 		return fmt.Errorf("writing Customer status: %w", err)
 	}
 	return nil
+}
+
+// sameJSON says whether a and b serialize alike.
+func sameJSON(a, b any) bool {
+	x, err1 := json.Marshal(a)
+	y, err2 := json.Marshal(b)
+	return err1 == nil && err2 == nil && bytes.Equal(x, y)
 }
 
 func (r *CustomerReconciler) now() time.Time {
@@ -480,11 +495,11 @@ func lastEventFromAnnotations(c *crmv1alpha1.Customer) *crmv1alpha1.LastEvent {
 	}
 	le := &crmv1alpha1.LastEvent{ID: id, Type: ann[crmv1alpha1.AnnotationLastEventType]}
 	if t, err := time.Parse(time.RFC3339Nano, ann[crmv1alpha1.AnnotationLastEventTime]); err == nil {
-		mt := metav1.NewTime(t)
+		mt := metav1.NewTime(t).Rfc3339Copy()
 		le.Time = &mt
 	}
 	if t, err := time.Parse(time.RFC3339Nano, ann[crmv1alpha1.AnnotationLastEventReceived]); err == nil {
-		mt := metav1.NewTime(t)
+		mt := metav1.NewTime(t).Rfc3339Copy()
 		le.ReceivedAt = &mt
 	}
 	return le

@@ -92,6 +92,38 @@ var _ = Describe("Customer controller", func() {
 		}).Should(Succeed())
 	})
 
+	It("writes no status when a reconcile finds nothing new, even with a sub-second event time", func() {
+		c := newCustomer(ns, "gettrx-quiet", crmv1alpha1.CustomerSpec{
+			Provider: crmv1alpha1.ProviderGETTRX, ExternalID: "quiet", DisplayName: "Quiet Ltd",
+		})
+		// The webhook server writes the receive time with nanoseconds; the status
+		// holds it to the second.
+		c.Annotations = map[string]string{
+			crmv1alpha1.AnnotationLastEventID:       "evt_q",
+			crmv1alpha1.AnnotationLastEventType:     "customer.created",
+			crmv1alpha1.AnnotationLastEventTime:     "2026-03-01T10:00:00.25Z",
+			crmv1alpha1.AnnotationLastEventReceived: "2026-03-01T10:00:02.123456789Z",
+		}
+		Expect(k8sClient.Create(ctx, c)).To(Succeed())
+		Eventually(func(g Gomega) {
+			got := getCustomer(g, ns, c.Name)
+			expectCondition(g, got.Status.Conditions, got.Generation, crmv1alpha1.ConditionSynced, metav1.ConditionTrue, crmv1alpha1.ReasonNoSinks)
+		}).Should(Succeed())
+
+		statusPath := "/apis/crm.customer-operator.io/v1alpha1/namespaces/" + ns + "/customers/" + c.Name + "/status"
+		Consistently(func() int { return managerWrites.writes(http.MethodPatch, statusPath) }, time.Second, 100*time.Millisecond).
+			Should(Equal(1), "one status write for a new Customer")
+
+		By("bringing it back to a reconcile with an unrelated annotation")
+		touched := updateCustomer(ns, c.Name, func(c *crmv1alpha1.Customer) { c.Annotations["example.com/touched"] = "yes" })
+		// A status patch that changes nothing still costs the API server a
+		// decode, a patch and a compare: none may be sent.
+		Consistently(func(g Gomega) {
+			g.Expect(getCustomer(g, ns, c.Name).ResourceVersion).To(Equal(touched.ResourceVersion), "the status was written again")
+			g.Expect(managerWrites.writes(http.MethodPatch, statusPath)).To(Equal(1), "status patches sent for a reconcile with nothing new")
+		}, 3*time.Second, 200*time.Millisecond).Should(Succeed())
+	})
+
 	It("reports an invalid email as Ready False InvalidSpec naming the field, kstatus Failed, until it is fixed", func() {
 		c := newCustomer(ns, "bad-email", crmv1alpha1.CustomerSpec{
 			DisplayName: "Bad Email Inc",

@@ -20,9 +20,11 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -122,7 +124,11 @@ var _ = BeforeSuite(func() {
 	// Customers and sinks labelled for a test's own manager are left to it.
 	notIsolated, err := labels.Parse("!" + isolatedLabel)
 	Expect(err).NotTo(HaveOccurred())
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+	// The suite's manager writes through a counter, so that tests can say how
+	// many requests it sent for one object.
+	mgrCfg := rest.CopyConfig(cfg)
+	mgrCfg.WrapTransport = managerWrites.wrap
+	mgr, err := ctrl.NewManager(mgrCfg, ctrl.Options{
 		Scheme:                 scheme,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
@@ -142,6 +148,36 @@ var _ = BeforeSuite(func() {
 		Expect(mgr.Start(ctx)).To(Succeed())
 	}()
 })
+
+// managerWrites counts the suite manager's requests other than reads, by
+// method and path.
+var managerWrites = &requestCounter{}
+
+type requestCounter struct {
+	mu    sync.Mutex
+	count map[string]int
+}
+
+// writes is how many requests of method reached path so far.
+func (c *requestCounter) writes(method, path string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.count[method+" "+path]
+}
+
+func (c *requestCounter) wrap(rt http.RoundTripper) http.RoundTripper {
+	return roundTripperFunc(func(r *http.Request) (*http.Response, error) {
+		if r.Method != http.MethodGet {
+			c.mu.Lock()
+			if c.count == nil {
+				c.count = map[string]int{}
+			}
+			c.count[r.Method+" "+r.URL.Path]++
+			c.mu.Unlock()
+		}
+		return rt.RoundTrip(r)
+	})
+}
 
 // newDeliveryClient is the one place the suite builds its delivery client.
 func newDeliveryClient() *delivery.Client {
