@@ -57,6 +57,19 @@ func (b *bench) snapshot(managers ...*localcluster.Manager) load {
 	return l
 }
 
+// add accumulates the work between before and after into l.
+func (l *load) add(before, after load) {
+	if l.cpu == nil {
+		l.cpu, l.requests = map[string]time.Duration{}, map[string]float64{}
+	}
+	for k, v := range after.cpu {
+		l.cpu[k] += v - before.cpu[k]
+	}
+	for k, v := range after.requests {
+		l.requests[k] += v - before.requests[k]
+	}
+}
+
 // report logs the CPU per unit of each process and the requests per unit, the
 // largest first, between two snapshots.
 func (b *bench) report(phase string, before, after load, units float64, unit string) {

@@ -102,6 +102,9 @@ type bench struct {
 	// watcher follows Customers while a phase waits for them.
 	watcher client.WithWatch
 	bin     string
+	// workers is the manager's --max-concurrent-reconciles and the baseline's
+	// concurrency.
+	workers int
 	// profileDir, when set, receives pprof profiles of the manager.
 	profileDir string
 	logf       func(string, ...any)
@@ -117,6 +120,7 @@ func main() {
 	latFor := flag.Duration("latency-duration", 60*time.Second, "duration of the latency load")
 	memSizes := flag.String("memory-sizes", "10000,50000", "Customer counts at which the manager's RSS is measured")
 	keep := flag.Bool("keep", false, "keep the state directory (logs) after the run")
+	workers := flag.Int("workers", 8, "the manager's --max-concurrent-reconciles, and the propagation baseline's concurrency")
 	only := flag.String("only", "ingest,propagation,latency,memory", "the phases to run, comma-separated")
 	profileDir := flag.String("profile-dir", "", "write the manager's CPU profile of the latency load and its heap profile at the largest memory size here")
 	flag.Parse()
@@ -136,7 +140,7 @@ func main() {
 	}
 	logf("state and logs in %s", dir)
 
-	b := &bench{ctx: ctx, logf: logf, scheme: kruntime.NewScheme(), profileDir: *profileDir}
+	b := &bench{ctx: ctx, logf: logf, scheme: kruntime.NewScheme(), profileDir: *profileDir, workers: *workers}
 	utilruntime.Must(clientgoscheme.AddToScheme(b.scheme))
 	utilruntime.Must(crmv1alpha1.AddToScheme(b.scheme))
 	abs, err := filepath.Abs(*binDir)
@@ -254,18 +258,21 @@ func (b *bench) ingest(res *Result, perRound int) {
 	self := os.Getpid()
 	var hookRates, rawRates []float64
 	var hookCPU, rawCPU time.Duration
+	var hookLoad, rawLoad load
+	profiled := b.profile(m, "cpu-ingest.pprof", "/debug/pprof/profile?seconds=30")
 	for round := range rounds {
 		objs := make([]*crmv1alpha1.Customer, perRound)
 		for i := range objs {
 			objs[i] = rawCustomer(ns, &src, fmt.Sprintf("raw%d-%05d", round, i))
 		}
-		cpu0 := cpuOf(self)
+		cpu0, l0 := cpuOf(self), b.snapshot(m)
 		d, err := benchutil.Parallel(perRound, senders, func(i int) error { return b.k8s.Create(b.ctx, objs[i]) })
 		check(err)
 		rawCPU += cpuOf(self) - cpu0
+		rawLoad.add(l0, b.snapshot(m))
 		rawRates = append(rawRates, float64(perRound)/d.Seconds())
 
-		mcpu0 := cpuOf(m.Pid())
+		mcpu0, l0 := cpuOf(m.Pid()), b.snapshot(m)
 		d, err = benchutil.Parallel(perRound, senders, func(i int) error {
 			id := fmt.Sprintf("hook%d-%05d", round, i)
 			if r := s.Send(b.ctx, "evt_"+id, "cus_"+id); !r.OK() {
@@ -275,9 +282,13 @@ func (b *bench) ingest(res *Result, perRound int) {
 		})
 		check(err)
 		hookCPU += cpuOf(m.Pid()) - mcpu0
+		hookLoad.add(l0, b.snapshot(m))
 		hookRates = append(hookRates, float64(perRound)/d.Seconds())
 	}
 	n := float64(rounds * perRound)
+	<-profiled
+	b.report("ingest, raw creates", load{}, rawLoad, n, "create")
+	b.report("ingest, webhooks", load{}, hookLoad, n, "event")
 	res.IngestRawCreatesPerS, res.IngestEventsPerS = round1(benchutil.Median(rawRates)), round1(benchutil.Median(hookRates))
 	res.IngestRatio = round2(benchutil.Median(hookRates) / benchutil.Median(rawRates))
 	res.WebhookProcessCPUMs = round3(float64(hookCPU.Microseconds()) / 1000 / n)
@@ -314,45 +325,70 @@ func rawCustomer(ns string, src *crmv1alpha1.CustomerSource, id string) *crmv1al
 	}
 }
 
-// propagation: n existing Customers reach a new sink, against raw status writes of
-// the same Customers at the controller's worker count.
+// propagation: n existing Customers reach a new sink, against raw status writes
+// at the controller's worker count. The baseline writes the status the
+// controller writes for them (same conditions, messages, last event and sink
+// entry) to n other Customers with the same history: created as the webhook
+// creates them, then given their NoSinks status by the manager. So both sides
+// make the same change to objects of the same size, and the ratio measures the
+// operator's own overhead: its reconciles, deliveries and watch.
 func (b *bench) propagation(res *Result, n int) {
-	const workers = 8 // --max-concurrent-reconciles' default
-	ns := "propagation"
-	b.namespace(ns, "")
-	var src crmv1alpha1.CustomerSource
-	check(b.k8s.Get(b.ctx, client.ObjectKey{Namespace: ns, Name: "gettrx"}, &src))
-	_, err := benchutil.Parallel(n, 16, func(i int) error {
-		return b.k8s.Create(b.ctx, rawCustomer(ns, &src, fmt.Sprintf("prop-%05d", i)))
-	})
+	workers := b.workers
+	ns, baseNS := "propagation", "propagation-baseline"
+	for _, name := range []string{ns, baseNS} {
+		b.namespace(name, "")
+		var src crmv1alpha1.CustomerSource
+		check(b.k8s.Get(b.ctx, client.ObjectKey{Namespace: name, Name: "gettrx"}, &src))
+		_, err := benchutil.Parallel(n, 16, func(i int) error {
+			return b.k8s.Create(b.ctx, rawCustomer(name, &src, fmt.Sprintf("%s-%05d", name, i)))
+		})
+		check(err)
+	}
+	noSinks := func(c *crmv1alpha1.Customer) bool {
+		s := meta.FindStatusCondition(c.Status.Conditions, crmv1alpha1.ConditionSynced)
+		return s != nil && s.Reason == crmv1alpha1.ReasonNoSinks && s.ObservedGeneration == c.Generation
+	}
+	opts := managerOptions("manager-propagation", "controllers")
+	opts.Extra = append(opts.Extra, fmt.Sprintf("--max-concurrent-reconciles=%d", workers))
+	m, err := b.cp.StartManager(b.ctx, b.bin, opts)
 	check(err)
+	b.waitCustomers(baseNS, n, 5*time.Minute, noSinks)
+	b.waitCustomers(ns, n, 5*time.Minute, noSinks)
+	m.Stop(10 * time.Second)
+
 	var list crmv1alpha1.CustomerList
-	check(b.k8s.List(b.ctx, &list, client.InNamespace(ns)))
+	check(b.k8s.List(b.ctx, &list, client.InNamespace(baseNS)))
 	rawBefore := b.snapshot()
 	rawProfile := b.apiProfile("apiserver-cpu-propagation-baseline.pprof", 8*time.Second)
 	d, err := benchutil.Parallel(len(list.Items), workers, func(i int) error {
 		c := list.Items[i].DeepCopy()
-		patch := client.MergeFrom(c.DeepCopy())
-		now := metav1.Now()
-		c.Status.ObservedGeneration = c.Generation
-		c.Status.Sinks = []crmv1alpha1.SinkSyncStatus{{Name: "baseline", SyncedGeneration: c.Generation, SinkGeneration: 1, LastSyncTime: &now}}
-		meta.SetStatusCondition(&c.Status.Conditions, metav1.Condition{Type: crmv1alpha1.ConditionSynced, Status: metav1.ConditionTrue,
-			Reason: crmv1alpha1.ReasonSynced, Message: "baseline", ObservedGeneration: c.Generation})
-		return b.k8s.Status().Patch(b.ctx, c, patch)
+		patch := client.MergeFromWithOptions(c.DeepCopy(), client.MergeFromWithOptimisticLock{})
+		c.Status = syncedStatus(c, "receiver")
+		// As the manager's field manager, so that the write updates its entry in
+		// managedFields as the manager's own write does.
+		return b.k8s.Status().Patch(b.ctx, c, patch, client.FieldOwner(managerFieldOwner))
 	})
 	check(err)
 	rawRate := float64(len(list.Items)) / d.Seconds()
 	b.report("propagation baseline", rawBefore, b.snapshot(), float64(len(list.Items)), "status write")
-	b.objectSize("after the baseline", ns, list.Items[0].Name)
+	b.objectSize("after the baseline", baseNS, list.Items[0].Name)
 	<-rawProfile
 
-	m, err := b.cp.StartManager(b.ctx, b.bin, managerOptions("manager-propagation", "controllers"))
+	opts.Name = "manager-propagation-2"
+	m, err = b.cp.StartManager(b.ctx, b.bin, opts)
 	check(err)
 	defer m.Stop(10 * time.Second)
-	b.waitCustomers(ns, n, 5*time.Minute, func(c *crmv1alpha1.Customer) bool {
-		s := meta.FindStatusCondition(c.Status.Conditions, crmv1alpha1.ConditionSynced)
-		return s != nil && s.Reason == crmv1alpha1.ReasonNoSinks && s.ObservedGeneration == c.Generation
-	})
+	// Started on a synced cluster, it reconciles every Customer once and finds
+	// nothing to write; let that settle before the sink comes.
+	deadline := time.Now().Add(2 * time.Minute)
+	for !m.LogContains("Starting workers", `"controller":"customer"`) {
+		if time.Now().After(deadline) {
+			check(fmt.Errorf("manager-propagation-2 did not start its workers within 2m:\n%s", m.Tail(20)))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	time.Sleep(3 * time.Second)
+	check(b.k8s.List(b.ctx, &list, client.InNamespace(ns), client.Limit(1)))
 	r := localcluster.NewReceiver(sinkKey)
 	check(r.Listen("127.0.0.1:0"))
 	defer r.Close()
@@ -362,18 +398,38 @@ func (b *bench) propagation(res *Result, n int) {
 	check(b.k8s.List(b.ctx, &one, client.InNamespace(ns), client.Limit(1)))
 	before := b.snapshot(m)
 	profiled := b.apiProfile("apiserver-cpu-propagation.pprof", 16*time.Second)
+	mprofiled := b.profile(m, "cpu-propagation.pprof", "/debug/pprof/profile?seconds=16")
 	start := time.Now()
 	check(b.k8s.Create(b.ctx, b.sink(ns, "http://"+r.Addr()+"/")))
 	b.watchCustomers(ns, one.ResourceVersion, n, 10*time.Minute, synced)
 	took := time.Since(start)
 	b.report("propagation", before, b.snapshot(m), float64(n), "Customer")
 	b.objectSize("after propagation", ns, list.Items[0].Name)
+	<-mprofiled
 	<-profiled
 	res.RawStatusWritesPerS = round1(rawRate)
 	res.PropagationPerS = round1(float64(n) / took.Seconds())
 	res.PropagationRatio = round2(res.PropagationPerS / rawRate)
 	b.logf("propagation: %d Customers Synced at a new sink in %.1fs (%.0f/s, %d deliveries); raw status writes %.0f/s",
 		n, took.Seconds(), res.PropagationPerS, r.Total(), rawRate)
+}
+
+// managerFieldOwner is the field manager of the manager's writes: client-go's
+// default, the binary's name.
+const managerFieldOwner = "manager"
+
+// syncedStatus is the status the Customer controller writes when a valid
+// Customer with its NoSinks status has reached one sink: the same conditions,
+// messages and sink entry, so that the baseline's write is the operator's
+// write, byte for byte but for times.
+func syncedStatus(c *crmv1alpha1.Customer, sink string) crmv1alpha1.CustomerStatus {
+	now := metav1.NewTime(time.Now().Truncate(time.Second))
+	st := *c.Status.DeepCopy()
+	st.ObservedGeneration = c.Generation
+	st.Sinks = []crmv1alpha1.SinkSyncStatus{{Name: sink, SyncedGeneration: c.Generation, SinkGeneration: 1, LastSyncTime: &now}}
+	meta.SetStatusCondition(&st.Conditions, metav1.Condition{Type: crmv1alpha1.ConditionSynced, Status: metav1.ConditionTrue,
+		Reason: crmv1alpha1.ReasonSynced, Message: fmt.Sprintf("generation %d delivered to 1 sink(s)", c.Generation), ObservedGeneration: c.Generation})
+	return st
 }
 
 func synced(c *crmv1alpha1.Customer) bool {
@@ -511,6 +567,14 @@ func (b *bench) latency(res *Result, rate float64, d time.Duration) {
 		time.Sleep(time.Second)
 	}
 	slices.Sort(lat)
+	var acks []float64
+	for _, x := range results {
+		if x.OK() {
+			acks = append(acks, float64(x.Acked.Sub(x.Sent).Microseconds())/1000)
+		}
+	}
+	slices.Sort(acks)
+	b.logf("latency: POST → 2xx p50 %.0f ms, p99 %.0f ms", percentile(acks, 0.5), percentile(acks, 0.99))
 	res.LatencyEvents = len(lat)
 	res.LatencyP50Ms = round1(percentile(lat, 0.50))
 	res.LatencyP99Ms = round1(percentile(lat, 0.99))
