@@ -96,8 +96,9 @@ var _ = Describe("Customer controller", func() {
 		c := newCustomer(ns, "gettrx-quiet", crmv1alpha1.CustomerSpec{
 			Provider: crmv1alpha1.ProviderGETTRX, ExternalID: "quiet", DisplayName: "Quiet Ltd",
 		})
-		// The webhook server writes the receive time with nanoseconds; the status
-		// holds it to the second.
+		// As the webhook server writes it: with the finalizer, and the receive
+		// time in nanoseconds, which the status holds to the second.
+		c.Finalizers = []string{crmv1alpha1.CustomerFinalizer}
 		c.Annotations = map[string]string{
 			crmv1alpha1.AnnotationLastEventID:       "evt_q",
 			crmv1alpha1.AnnotationLastEventType:     "customer.created",
