@@ -127,10 +127,6 @@ func main() {
 		}
 	}
 	webhookOpts.Namespaces = namespaces
-	// Without the controllers there is no Customer cache to share: a webhook
-	// replica reads each event's Customer from the API server's watch cache
-	// rather than keep, and decode every change of, every Customer.
-	webhookOpts.ReadCustomersFromAPIServer = !runControllers
 	if len(namespaces) > 0 {
 		cacheOpts.DefaultNamespaces = map[string]cache.Config{}
 		for _, ns := range namespaces {

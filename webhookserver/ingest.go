@@ -123,9 +123,6 @@ func eventRejection(err error) *EventRejection {
 type Ingester struct {
 	// Client reads from the manager's cache and writes to the API server.
 	Client client.Client
-	// Reader, when set, is where an event's Customer is first looked up instead
-	// of Client's cache (see Options.ReadCustomersFromAPIServer).
-	Reader client.Reader
 	// APIReader reads from the API server; used after a conflict, when the cache
 	// is known to be behind.
 	APIReader client.Reader
@@ -139,9 +136,6 @@ func (in *Ingester) Apply(ctx context.Context, src *crmv1alpha1.CustomerSource, 
 	plain := CustomerName(ev.Customer.Provider, ev.Customer.ExternalID)
 	qualified := SourceCustomerName(ev.Customer.Provider, ev.Customer.ExternalID, src.Name)
 	var reader client.Reader = in.Client
-	if in.Reader != nil {
-		reader = in.Reader
-	}
 	for attempt := 0; attempt < maxWriteAttempts; attempt++ {
 		key, cur, err := in.find(ctx, reader, src, ev, plain, qualified)
 		if err != nil {
@@ -355,16 +349,4 @@ func (in *Ingester) mutate(obj, cur *crmv1alpha1.Customer, src *crmv1alpha1.Cust
 		ann[crmv1alpha1.AnnotationTombstoneUntil] = receivedAt.Add(retention).UTC().Format(time.RFC3339)
 	}
 	obj.SetAnnotations(ann)
-}
-
-// watchCacheReader reads from the API server at any resourceVersion ("0"): the
-// API server answers from its watch cache, without a read from etcd. Like a
-// local cache it may be a moment behind; a write on a stale read conflicts,
-// and Apply reads again from etcd.
-type watchCacheReader struct {
-	client.Reader
-}
-
-func (r watchCacheReader) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
-	return r.Reader.Get(ctx, key, obj, append(opts, &client.GetOptions{Raw: &metav1.GetOptions{ResourceVersion: "0"}})...)
 }

@@ -19,15 +19,14 @@ package webhookserver
 // The webhook server faces the internet, so its ServiceAccount gets only what
 // serving a webhook needs, and `make manifests` generates its own ClusterRole
 // (webhook-server-role, config/rbac/webhook_server_role.yaml) from the markers in
-// this file alone. It reads sources from its cache and each event's Customer by name
-// from the API server (--mode=webhook keeps no Customer cache), writes Customers
+// this file alone. It reads sources and Customers from its cache, writes Customers
 // and a source's lastEventTime, records Events, and gets a source's Secret by
 // name (internal/secretcache.NewByName): it can neither list Secrets nor delete
 // anything.
 
 // +kubebuilder:rbac:groups=crm.customer-operator.io,resources=customersources,verbs=get;list;watch
 // +kubebuilder:rbac:groups=crm.customer-operator.io,resources=customersources/status,verbs=patch
-// +kubebuilder:rbac:groups=crm.customer-operator.io,resources=customers,verbs=get;create;update
+// +kubebuilder:rbac:groups=crm.customer-operator.io,resources=customers,verbs=get;list;watch;create;update
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get

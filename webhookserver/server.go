@@ -83,12 +83,6 @@ type Options struct {
 	// SweepInterval is how often the state of deleted sources and of client
 	// addresses is pruned.
 	SweepInterval time.Duration
-	// ReadCustomersFromAPIServer looks up each event's Customer with a read from
-	// the API server's watch cache instead of a cache of every Customer in this
-	// process. A --mode=webhook replica then holds, and decodes, no Customer at
-	// all: an informer would decode every change of every Customer (each
-	// status write too), where a read costs one small answer per event.
-	ReadCustomersFromAPIServer bool
 }
 
 // DefaultOptions are the limits used when a field is zero.
@@ -160,14 +154,6 @@ type Server struct {
 	listener net.Listener
 }
 
-func newIngester(opts Options, c client.Client, apiReader client.Reader) *Ingester {
-	in := &Ingester{Client: c, APIReader: apiReader}
-	if opts.ReadCustomersFromAPIServer {
-		in.Reader = watchCacheReader{Reader: apiReader}
-	}
-	return in
-}
-
 // New returns a Server. c reads CustomerSources and Customers from the manager's
 // cache and writes to the API server; apiReader reads from the API server;
 // recorder (may be nil) raises Warning Events on CustomerSources.
@@ -204,7 +190,7 @@ func New(opts Options, c client.Client, apiReader client.Reader, secrets *secret
 		client:      c,
 		secrets:     secrets,
 		recorder:    recorder,
-		ingester:    newIngester(opts, c, apiReader),
+		ingester:    &Ingester{Client: c, APIReader: apiReader},
 		budget:      newBodyBudget(opts.MaxBufferedBytes),
 		guard:       newAddressGuard(opts.AuthFailuresPerMinute),
 		now:         time.Now,

@@ -87,8 +87,7 @@ var _ = BeforeSuite(func() {
 	// Every test posts from 127.0.0.1, and createSource's probe fails to
 	// authenticate: the shared server allows many failures per address. The
 	// per-address limit has a server of its own in its test.
-	// As main.go runs it in --mode=webhook: Customers read from the API server.
-	server, baseURL = startTestServer(cfg, Options{BindAddress: "127.0.0.1:0", AuthFailuresPerMinute: 100000, ReadCustomersFromAPIServer: true})
+	server, baseURL = startTestServer(cfg, Options{BindAddress: "127.0.0.1:0", AuthFailuresPerMinute: 100000})
 })
 
 var _ = AfterSuite(func() {

@@ -78,7 +78,9 @@ controller-gen generates from the RBAC markers. Do not edit: run `make chart`.
   verbs:
   - create
   - get
+  - list
   - update
+  - watch
 - apiGroups:
   - crm.customer-operator.io
   resources:
