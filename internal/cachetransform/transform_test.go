@@ -58,7 +58,7 @@ func customer(i int) *crmv1alpha1.Customer {
 			},
 			ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "manager", Operation: metav1.ManagedFieldsOperationUpdate,
 				APIVersion: "crm.customer-operator.io/v1alpha1", Time: &now, FieldsType: "FieldsV1",
-				FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:status":{".":{},"f:conditions":{}}}`)}}},
+				FieldsV1: metav1.NewFieldsV1(`{"f:status":{".":{},"f:conditions":{}}}`)}},
 		},
 		Spec: crmv1alpha1.CustomerSpec{
 			Provider: crmv1alpha1.ProviderGETTRX, ExternalID: id, DisplayName: "Customer " + id,
