@@ -52,6 +52,7 @@ import (
 
 	crmv1alpha1 "github.com/customer-operator/customer-operator/api/v1alpha1"
 	"github.com/customer-operator/customer-operator/controllers/delivery"
+	"github.com/customer-operator/customer-operator/internal/cachetransform"
 	"github.com/customer-operator/customer-operator/internal/secretcache"
 )
 
@@ -132,7 +133,7 @@ var _ = BeforeSuite(func() {
 		Scheme:                 scheme,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
-		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
+		Cache: cache.Options{DefaultTransform: cachetransform.New().TransformFunc(), ByObject: map[client.Object]cache.ByObject{
 			&crmv1alpha1.Customer{}:     {Label: notIsolated},
 			&crmv1alpha1.CustomerSink{}: {Label: notIsolated},
 		}},

@@ -36,6 +36,7 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
@@ -43,6 +44,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	crmv1alpha1 "github.com/customer-operator/customer-operator/api/v1alpha1"
+	"github.com/customer-operator/customer-operator/internal/cachetransform"
 	"github.com/customer-operator/customer-operator/internal/secretcache"
 	"github.com/customer-operator/customer-operator/webhookserver/providers"
 	"github.com/customer-operator/customer-operator/webhookserver/providers/registry"
@@ -109,6 +111,9 @@ func startTestServer(cfg *rest.Config, opts Options) (*Server, string) {
 		Scheme:                 scheme,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
+		// As main.go's cache: in --mode=all the controllers' transform shapes the
+		// Customers the webhook server reads and updates.
+		Cache: cache.Options{DefaultTransform: cachetransform.New().TransformFunc()},
 	})
 	Expect(err).NotTo(HaveOccurred())
 	s := New(opts, mgr.GetClient(), mgr.GetAPIReader(), secretcache.New(mgr.GetClient(), mgr.GetAPIReader()),

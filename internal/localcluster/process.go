@@ -151,21 +151,27 @@ func CPUTime(pid int) (time.Duration, error) {
 }
 
 // RSS is the process's resident set size in bytes.
-func (p *Process) RSS() (int64, error) {
+func (p *Process) RSS() (int64, error) { return p.StatusBytes("VmRSS") }
+
+// PeakRSS is the largest resident set size the process has had, in bytes.
+func (p *Process) PeakRSS() (int64, error) { return p.StatusBytes("VmHWM") }
+
+// StatusBytes reads a "kB" field of /proc/<pid>/status, such as RssAnon, in bytes.
+func (p *Process) StatusBytes(field string) (int64, error) {
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.Pid()))
 	if err != nil {
-		return 0, fmt.Errorf("reading the RSS of %s: %w", p.Name, err)
+		return 0, fmt.Errorf("reading %s of %s: %w", field, p.Name, err)
 	}
 	for line := range strings.SplitSeq(string(data), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
 			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
 			if err != nil {
-				return 0, fmt.Errorf("parsing VmRSS of %s: %w", p.Name, err)
+				return 0, fmt.Errorf("parsing %s of %s: %w", field, p.Name, err)
 			}
 			return kb << 10, nil
 		}
 	}
-	return 0, fmt.Errorf("no VmRSS in /proc/%d/status", p.Pid())
+	return 0, fmt.Errorf("no %s in /proc/%d/status", field, p.Pid())
 }
 
 // FreePort returns a loopback TCP port that nothing listens on right now.
