@@ -206,6 +206,10 @@ func main() {
 		}
 	}
 	if runWebhook {
+		if webhookOpts.CreateCustomer, err = webhookserver.NewMetadataCreate(mgr.GetConfig(), mgr.GetHTTPClient()); err != nil {
+			log.Error(err, "unable to set up the webhook server's Customer creates")
+			os.Exit(1)
+		}
 		if err := mgr.Add(webhookserver.New(webhookOpts, mgr.GetClient(), mgr.GetAPIReader(), secrets, mgr.GetEventRecorder("webhook-server"))); err != nil {
 			log.Error(err, "unable to add the webhook server")
 			os.Exit(1)

@@ -126,6 +126,8 @@ type Ingester struct {
 	// APIReader reads from the API server; used after a conflict, when the cache
 	// is known to be behind.
 	APIReader client.Reader
+	// Create creates a Customer; Client.Create when nil.
+	Create CreateFunc
 }
 
 // Apply persists one event and returns its outcome: OutcomeApplied,
@@ -148,7 +150,11 @@ func (in *Ingester) Apply(ctx context.Context, src *crmv1alpha1.CustomerSource, 
 			// then costs the create and its status write, without a finalizer
 			// patch between them.
 			controllerutil.AddFinalizer(obj, crmv1alpha1.CustomerFinalizer)
-			err = in.Client.Create(ctx, obj)
+			if in.Create != nil {
+				err = in.Create(ctx, obj)
+			} else {
+				err = in.Client.Create(ctx, obj)
+			}
 			if apierrors.IsAlreadyExists(err) {
 				reader = in.APIReader
 				continue

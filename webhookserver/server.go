@@ -83,6 +83,9 @@ type Options struct {
 	// SweepInterval is how often the state of deleted sources and of client
 	// addresses is pruned.
 	SweepInterval time.Duration
+	// CreateCustomer creates Customers (NewMetadataCreate); the client's Create
+	// when nil.
+	CreateCustomer CreateFunc
 }
 
 // DefaultOptions are the limits used when a field is zero.
@@ -190,7 +193,7 @@ func New(opts Options, c client.Client, apiReader client.Reader, secrets *secret
 		client:      c,
 		secrets:     secrets,
 		recorder:    recorder,
-		ingester:    &Ingester{Client: c, APIReader: apiReader},
+		ingester:    &Ingester{Client: c, APIReader: apiReader, Create: opts.CreateCustomer},
 		budget:      newBodyBudget(opts.MaxBufferedBytes),
 		guard:       newAddressGuard(opts.AuthFailuresPerMinute),
 		now:         time.Now,

@@ -116,6 +116,11 @@ func startTestServer(cfg *rest.Config, opts Options) (*Server, string) {
 		Cache: cache.Options{DefaultTransform: cachetransform.New().TransformFunc()},
 	})
 	Expect(err).NotTo(HaveOccurred())
+	// Customers are created as main.go creates them.
+	if opts.CreateCustomer == nil {
+		opts.CreateCustomer, err = NewMetadataCreate(mgr.GetConfig(), mgr.GetHTTPClient())
+		Expect(err).NotTo(HaveOccurred())
+	}
 	s := New(opts, mgr.GetClient(), mgr.GetAPIReader(), secretcache.New(mgr.GetClient(), mgr.GetAPIReader()),
 		mgr.GetEventRecorder("webhook-server"))
 	addr, err := s.Listen()
