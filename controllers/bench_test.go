@@ -44,6 +44,7 @@ import (
 
 	crmv1alpha1 "github.com/customer-operator/customer-operator/api/v1alpha1"
 	"github.com/customer-operator/customer-operator/internal/benchutil"
+	"github.com/customer-operator/customer-operator/internal/cachetransform"
 	"github.com/customer-operator/customer-operator/internal/secretcache"
 )
 
@@ -101,7 +102,7 @@ func BenchmarkPropagation(b *testing.B) {
 		mgrCfg.WrapTransport = writes.wrap
 		mgrCfg.UserAgent = fieldOwner
 		mgr, err := ctrl.NewManager(mgrCfg, ctrl.Options{Scheme: sch, Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0",
-			Cache:      cache.Options{DefaultTransform: cache.TransformStripManagedFields()}, // as main.go
+			Cache:      cache.Options{DefaultTransform: cachetransform.New().TransformFunc()}, // as main.go
 			Controller: config.Controller{SkipNameValidation: &skipNameValidation}})
 		if err != nil {
 			b.Fatal(err)

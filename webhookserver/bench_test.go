@@ -38,6 +38,7 @@ import (
 
 	crmv1alpha1 "github.com/customer-operator/customer-operator/api/v1alpha1"
 	"github.com/customer-operator/customer-operator/internal/benchutil"
+	"github.com/customer-operator/customer-operator/internal/cachetransform"
 	"github.com/customer-operator/customer-operator/internal/secretcache"
 	"github.com/customer-operator/customer-operator/webhookserver/providers"
 	"github.com/customer-operator/customer-operator/webhookserver/providers/gettrx"
@@ -77,11 +78,15 @@ func BenchmarkIngestThroughput(b *testing.B) {
 	defer cancel()
 
 	mgr, err := ctrl.NewManager(restCfg, ctrl.Options{Scheme: sch, Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0",
-		Cache: cache.Options{DefaultTransform: cache.TransformStripManagedFields()}}) // as main.go
+		Cache: cache.Options{DefaultTransform: cachetransform.New().TransformFunc()}}) // as main.go
 	if err != nil {
 		b.Fatal(err)
 	}
-	srv := New(Options{BindAddress: "127.0.0.1:0"}, mgr.GetClient(), mgr.GetAPIReader(), secretcache.New(mgr.GetClient(), mgr.GetAPIReader()), mgr.GetEventRecorder("webhook-server"))
+	create, err := NewMetadataCreate(mgr.GetConfig(), mgr.GetHTTPClient()) // as main.go
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := New(Options{BindAddress: "127.0.0.1:0", CreateCustomer: create}, mgr.GetClient(), mgr.GetAPIReader(), secretcache.New(mgr.GetClient(), mgr.GetAPIReader()), mgr.GetEventRecorder("webhook-server"))
 	addr, err := srv.Listen()
 	if err != nil {
 		b.Fatal(err)
