@@ -308,7 +308,7 @@ func (b *bench) ingest(res *Result, perRound int) {
 func (b *bench) purge(items []crmv1alpha1.Customer) {
 	_, err := benchutil.Parallel(len(items), 16, func(i int) error {
 		c := &items[i]
-		if err := b.k8s.Delete(b.ctx, c); client.IgnoreNotFound(err) != nil {
+		if err := client.IgnoreNotFound(b.k8s.Delete(b.ctx, c)); err != nil {
 			return err
 		}
 		patch := []byte(`{"metadata":{"finalizers":null}}`)
