@@ -426,7 +426,7 @@ func (b *bench) propagation(res *Result, n int) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	time.Sleep(3 * time.Second)
+	b.quiet(m, time.Minute)
 	check(b.k8s.List(b.ctx, &list, client.InNamespace(ns), client.Limit(1)))
 	r := localcluster.NewReceiver(sinkKey)
 	check(r.Listen("127.0.0.1:0"))
