@@ -22,7 +22,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -95,7 +94,7 @@ func BenchmarkPropagation(b *testing.B) {
 	}
 	// startManager runs the controllers as main.go wires them, their writes
 	// counted, until the returned stop is called.
-	var writes writeCounter
+	var writes requestCounter
 	startManager := func() (client.Reader, func()) {
 		mgrCtx, stop := context.WithCancel(ctx)
 		mgrCfg := rest.CopyConfig(cfg)
@@ -203,7 +202,7 @@ func BenchmarkPropagation(b *testing.B) {
 		})
 		propTime := time.Since(start)
 		reconciles := reconcileCount() - reconcilesBefore
-		customerWrites, otherWrites := writes.customers.Load(), writes.other.Load()
+		customerWrites, otherWrites := writes.totals()
 		stop()
 		sinkServer.Close()
 
@@ -221,31 +220,6 @@ func BenchmarkPropagation(b *testing.B) {
 			rawTime.Seconds(), rawRate, propRate/rawRate)
 	}
 }
-
-// writeCounter counts the requests other than reads that a rest.Config sends:
-// to Customers (and their status), and to anything else (sinks, Events).
-type writeCounter struct {
-	customers, other atomic.Int64
-}
-
-func (w *writeCounter) reset() { w.customers.Store(0); w.other.Store(0) }
-
-func (w *writeCounter) wrap(rt http.RoundTripper) http.RoundTripper {
-	return roundTripperFunc(func(r *http.Request) (*http.Response, error) {
-		if r.Method != http.MethodGet {
-			if strings.Contains(r.URL.Path, "/customers/") {
-				w.customers.Add(1)
-			} else {
-				w.other.Add(1)
-			}
-		}
-		return rt.RoundTrip(r)
-	})
-}
-
-type roundTripperFunc func(*http.Request) (*http.Response, error)
-
-func (f roundTripperFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
 // Each iteration starts a manager with the same controller names.
 var skipNameValidation = true

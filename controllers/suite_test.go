@@ -24,6 +24,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -154,6 +155,8 @@ var _ = BeforeSuite(func() {
 // method and path.
 var managerWrites = &requestCounter{}
 
+// requestCounter counts the requests other than reads that a rest.Config sends,
+// by method and path.
 type requestCounter struct {
 	mu    sync.Mutex
 	count map[string]int
@@ -164,6 +167,27 @@ func (c *requestCounter) writes(method, path string) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.count[method+" "+path]
+}
+
+// totals splits the count so far into writes to Customers (and their status)
+// and writes to anything else (sinks, Events).
+func (c *requestCounter) totals() (customers, other int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for k, n := range c.count {
+		if strings.Contains(k, "/customers/") {
+			customers += n
+		} else {
+			other += n
+		}
+	}
+	return customers, other
+}
+
+func (c *requestCounter) reset() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	clear(c.count)
 }
 
 func (c *requestCounter) wrap(rt http.RoundTripper) http.RoundTripper {
@@ -179,6 +203,10 @@ func (c *requestCounter) wrap(rt http.RoundTripper) http.RoundTripper {
 		return rt.RoundTrip(r)
 	})
 }
+
+type roundTripperFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripperFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
 // newDeliveryClient is the one place the suite builds its delivery client.
 func newDeliveryClient() *delivery.Client {
