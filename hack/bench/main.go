@@ -477,6 +477,41 @@ func synced(c *crmv1alpha1.Customer) bool {
 		len(c.Status.Sinks) == 1 && c.Status.Sinks[0].SyncedGeneration == c.Generation
 }
 
+// tally counts, by name, the Customers that satisfy a condition.
+type tally struct {
+	state map[string]bool
+	got   int
+}
+
+func (t *tally) set(name string, v bool) {
+	if t.state[name] {
+		t.got--
+	}
+	if v {
+		t.got++
+	}
+	t.state[name] = v
+}
+
+// follow applies a watch of ns from resourceVersion rv to t until n Customers
+// satisfy ok (true), or the watch ends, e.g. with 410 Expired (false).
+func (b *bench) follow(ctx context.Context, ns, rv string, t *tally, n int, ok func(*crmv1alpha1.Customer) bool) bool {
+	w, err := b.watcher.Watch(ctx, &crmv1alpha1.CustomerList{}, client.InNamespace(ns), &client.ListOptions{Raw: &metav1.ListOptions{ResourceVersion: rv}})
+	check(err)
+	defer w.Stop()
+	for ev := range w.ResultChan() {
+		c, isCustomer := ev.Object.(*crmv1alpha1.Customer)
+		if !isCustomer {
+			return false
+		}
+		t.set(c.Name, ev.Type != watch.Deleted && ok(c))
+		if t.got >= n {
+			return true
+		}
+	}
+	return false
+}
+
 // waitCustomers waits until n Customers of ns satisfy ok. It lists once and
 // then follows a watch: polling with a list of every Customer each second would
 // cost the API server more than the work it measures (encoding thousands of
@@ -485,51 +520,20 @@ func synced(c *crmv1alpha1.Customer) bool {
 func (b *bench) waitCustomers(ns string, n int, limit time.Duration, ok func(*crmv1alpha1.Customer) bool) {
 	ctx, cancel := context.WithTimeout(b.ctx, limit)
 	defer cancel()
-	state := map[string]bool{}
-	got := 0
-	set := func(name string, v, present bool) {
-		if state[name] {
-			got--
-		}
-		if !present {
-			delete(state, name)
-			return
-		}
-		state[name] = v
-		if v {
-			got++
-		}
-	}
-	count := func() int { return got }
 	for {
 		var list crmv1alpha1.CustomerList
 		if err := b.k8s.List(ctx, &list, client.InNamespace(ns)); err != nil {
 			check(fmt.Errorf("listing Customers in %s: %w", ns, err))
 		}
-		clear(state)
-		got = 0
+		t := &tally{state: map[string]bool{}}
 		for i := range list.Items {
-			set(list.Items[i].Name, ok(&list.Items[i]), true)
+			t.set(list.Items[i].Name, ok(&list.Items[i]))
 		}
-		if count() >= n {
+		if t.got >= n || b.follow(ctx, ns, list.ResourceVersion, t, n, ok) {
 			return
 		}
-		w, err := b.watcher.Watch(ctx, &crmv1alpha1.CustomerList{}, client.InNamespace(ns), &client.ListOptions{Raw: &metav1.ListOptions{ResourceVersion: list.ResourceVersion}})
-		check(err)
-		for ev := range w.ResultChan() {
-			c, isCustomer := ev.Object.(*crmv1alpha1.Customer)
-			if !isCustomer {
-				break // an error (e.g. 410 Expired): list again
-			}
-			set(c.Name, ev.Type != watch.Deleted && ok(c), ev.Type != watch.Deleted)
-			if count() >= n {
-				w.Stop()
-				return
-			}
-		}
-		w.Stop()
 		if ctx.Err() != nil {
-			check(fmt.Errorf("only %d of %d Customers in %s reached the state within %s", count(), n, ns, limit))
+			check(fmt.Errorf("only %d of %d Customers in %s reached the state within %s", t.got, n, ns, limit))
 		}
 	}
 }
@@ -540,28 +544,8 @@ func (b *bench) waitCustomers(ns string, n int, limit time.Duration, ok func(*cr
 func (b *bench) watchCustomers(ns, rv string, n int, limit time.Duration, ok func(*crmv1alpha1.Customer) bool) {
 	ctx, cancel := context.WithTimeout(b.ctx, limit)
 	defer cancel()
-	w, err := b.watcher.Watch(ctx, &crmv1alpha1.CustomerList{}, client.InNamespace(ns), &client.ListOptions{Raw: &metav1.ListOptions{ResourceVersion: rv}})
-	check(err)
-	defer w.Stop()
-	state := map[string]bool{}
-	got := 0
-	for ev := range w.ResultChan() {
-		c, isCustomer := ev.Object.(*crmv1alpha1.Customer)
-		if !isCustomer {
-			break
-		}
-		now := ev.Type != watch.Deleted && ok(c)
-		if now != state[c.Name] {
-			if now {
-				got++
-			} else {
-				got--
-			}
-		}
-		state[c.Name] = now
-		if got >= n {
-			return
-		}
+	if b.follow(ctx, ns, rv, &tally{state: map[string]bool{}}, n, ok) {
+		return
 	}
 	b.waitCustomers(ns, n, limit, ok)
 }
