@@ -122,7 +122,14 @@ func main() {
 
 	// Managed fields are a third of a Customer's size and nobody here reads them;
 	// the Customers' repeated strings and label sets are shared.
-	cacheOpts := cache.Options{DefaultTransform: cachetransform.New().TransformFunc()}
+	transform := cachetransform.New()
+	if !runWebhook {
+		// Only the webhook server reads its de-duplication state, and the
+		// controllers write Customers with patches, so leaving it out of the
+		// cache loses nothing.
+		transform.DropAnnotations(webhookserver.OwnAnnotations...)
+	}
+	cacheOpts := cache.Options{DefaultTransform: transform.TransformFunc()}
 	var namespaces []string
 	for _, ns := range strings.Split(watchNS, ",") {
 		if ns = strings.TrimSpace(ns); ns != "" {

@@ -33,6 +33,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	crmv1alpha1 "github.com/customer-operator/customer-operator/api/v1alpha1"
+	"github.com/customer-operator/customer-operator/webhookserver"
 )
 
 var _ = Describe("Customer controller", func() {
@@ -52,6 +53,11 @@ var _ = Describe("Customer controller", func() {
 			crmv1alpha1.AnnotationLastEventType:     "customer.created",
 			crmv1alpha1.AnnotationLastEventTime:     "2026-03-01T10:00:00Z",
 			crmv1alpha1.AnnotationLastEventReceived: "2026-03-01T10:00:02.5Z",
+			// The webhook server's own state, which the suite's cache (as a
+			// controllers-only manager's) leaves out: the finalizer and status
+			// writes must leave it as it is.
+			webhookserver.AnnotationRecentEventIDs: `["evt_0","evt_1"]`,
+			webhookserver.AnnotationSourceLabels:   "team",
 		}
 		Expect(k8sClient.Create(ctx, c)).To(Succeed())
 
@@ -61,6 +67,8 @@ var _ = Describe("Customer controller", func() {
 			expectCondition(g, got.Status.Conditions, got.Generation, crmv1alpha1.ConditionReady, metav1.ConditionTrue, crmv1alpha1.ReasonValid)
 			expectCondition(g, got.Status.Conditions, got.Generation, crmv1alpha1.ConditionSynced, metav1.ConditionTrue, crmv1alpha1.ReasonNoSinks)
 			g.Expect(got.Finalizers).To(ContainElement(crmv1alpha1.CustomerFinalizer))
+			g.Expect(got.Annotations).To(HaveKeyWithValue(webhookserver.AnnotationRecentEventIDs, `["evt_0","evt_1"]`))
+			g.Expect(got.Annotations).To(HaveKeyWithValue(webhookserver.AnnotationSourceLabels, "team"))
 			g.Expect(got.Status.Sinks).To(BeEmpty())
 
 			le := got.Status.LastEvent

@@ -55,6 +55,7 @@ import (
 	"github.com/customer-operator/customer-operator/controllers/delivery"
 	"github.com/customer-operator/customer-operator/internal/cachetransform"
 	"github.com/customer-operator/customer-operator/internal/secretcache"
+	"github.com/customer-operator/customer-operator/webhookserver"
 )
 
 // Timing of the suite: deliveries back off from testBaseDelay to testMaxDelay, so
@@ -134,7 +135,8 @@ var _ = BeforeSuite(func() {
 		Scheme:                 scheme,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
-		Cache: cache.Options{DefaultTransform: cachetransform.New().TransformFunc(), ByObject: map[client.Object]cache.ByObject{
+		// As main.go builds it for --mode=controllers.
+		Cache: cache.Options{DefaultTransform: cachetransform.New().DropAnnotations(webhookserver.OwnAnnotations...).TransformFunc(), ByObject: map[client.Object]cache.ByObject{
 			&crmv1alpha1.Customer{}:     {Label: notIsolated},
 			&crmv1alpha1.CustomerSink{}: {Label: notIsolated},
 		}},

@@ -51,6 +51,10 @@ const (
 	AnnotationSourceLabels = "crm.customer-operator.io/source-labels"
 )
 
+// OwnAnnotations are the annotations only the webhook server reads: a process
+// that runs no webhook server may leave them out of its cache.
+var OwnAnnotations = []string{AnnotationRecentEventIDs, AnnotationSourceLabels}
+
 // RecentEventIDs is how many applied event ids a Customer remembers. A provider's
 // retry of an older event is then either among them (a duplicate) or older than
 // the last applied event (stale).

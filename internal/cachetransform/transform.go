@@ -112,11 +112,23 @@ type Transformer struct {
 	mu sync.Mutex
 	// labelSets holds one map per label set seen, keyed by its canonical form.
 	labelSets map[string]map[string]string
+	// drop are the annotation keys removed from cached Customers.
+	drop []string
 }
 
 // New returns a Transformer with an empty table of label sets.
 func New() *Transformer {
 	return &Transformer{labelSets: map[string]map[string]string{}}
+}
+
+// DropAnnotations makes t remove these annotations from the Customers it
+// caches, for a process in which nothing reads them (the webhook server's
+// de-duplication state, in a controllers-only manager: up to 32 event ids, a
+// kilobyte or more on a busy Customer). Whoever writes a cached Customer back
+// must then patch it, never update it whole, or the annotations are lost.
+func (t *Transformer) DropAnnotations(keys ...string) *Transformer {
+	t.drop = append(t.drop, keys...)
+	return t
 }
 
 // TransformFunc is t as the cache's DefaultTransform.
@@ -140,6 +152,9 @@ func (t *Transformer) Transform(in any) (any, error) {
 func (t *Transformer) compactCustomer(c *crmv1alpha1.Customer) {
 	c.Namespace = Intern(c.Namespace)
 	c.Labels = t.shareLabels(c.Labels)
+	for _, k := range t.drop {
+		delete(c.Annotations, k)
+	}
 	internKeys(c.Annotations)
 	if v, ok := c.Annotations[crmv1alpha1.AnnotationLastEventType]; ok {
 		c.Annotations[crmv1alpha1.AnnotationLastEventType] = Intern(v)
