@@ -562,6 +562,12 @@ func (b *bench) latency(res *Result, rate float64, d time.Duration) {
 	defer m.Stop(10 * time.Second)
 	s := &localcluster.Sender{Targets: []string{m.WebhookURL}, Namespace: ns, Source: "gettrx", Secret: sourceKey, RetryFor: 2 * time.Minute}
 	b.warm(s, "warm-latency")
+	// A fresh manager first lists and reconciles the Customers the earlier phases
+	// left; the load measures the steady state after that, as a platform team
+	// runs it, not the start-up.
+	startup := time.Now()
+	b.quiet(m, 2*time.Minute)
+	b.logf("latency: %s quiet after %.0fs of start-up", m.Name, time.Since(startup).Seconds())
 	profiled := b.profile(m, "cpu-latency.pprof", fmt.Sprintf("/debug/pprof/profile?seconds=%d", int(d.Seconds())))
 	before := b.snapshot(m)
 	results := s.Load(b.ctx, "lat", rate, d)
@@ -589,6 +595,7 @@ func (b *bench) latency(res *Result, rate float64, d time.Duration) {
 		}
 		time.Sleep(time.Second)
 	}
+	b.logWindows(results, r)
 	slices.Sort(lat)
 	var acks []float64
 	for _, x := range results {
@@ -602,6 +609,39 @@ func (b *bench) latency(res *Result, rate float64, d time.Duration) {
 	res.LatencyP50Ms = round1(percentile(lat, 0.50))
 	res.LatencyP99Ms = round1(percentile(lat, 0.99))
 	b.logf("latency: %d events at %.0f/s for %s: p50 %.0f ms, p99 %.0f ms, max %.0f ms", len(lat), rate, d, res.LatencyP50Ms, res.LatencyP99Ms, percentile(lat, 1))
+}
+
+// logWindows logs the latency of the events sent in each 10 s of the load, so
+// that a slow start, a pause or a growing backlog shows where it happened.
+func (b *bench) logWindows(results []*localcluster.Result, r *localcluster.Receiver) {
+	if len(results) == 0 {
+		return
+	}
+	const window = 10 * time.Second
+	start := results[0].Sent
+	var parts []string
+	for from := start; ; from = from.Add(window) {
+		var w []float64
+		more := false
+		for _, x := range results {
+			if x.Sent.Before(from) {
+				continue
+			}
+			if !x.Sent.Before(from.Add(window)) {
+				more = true
+				continue
+			}
+			if rc, ok := r.Get(webhookserver.CustomerName(crmv1alpha1.ProviderGETTRX, x.CustomerID)); ok && x.OK() {
+				w = append(w, float64(rc.First.Sub(x.Sent).Microseconds())/1000)
+			}
+		}
+		slices.Sort(w)
+		parts = append(parts, fmt.Sprintf("%.0f–%.0fs p50 %.0f p99 %.0f", from.Sub(start).Seconds(), from.Add(window).Sub(start).Seconds(), percentile(w, 0.5), percentile(w, 0.99)))
+		if !more {
+			break
+		}
+	}
+	b.logf("latency by 10 s of the load (ms): %s", strings.Join(parts, "; "))
 }
 
 // memory creates Customers until the cluster holds n, then starts a fresh
@@ -706,7 +746,7 @@ func (b *bench) quiet(m *localcluster.Manager, limit time.Duration) {
 	last, calm := cpuOf(m.Pid()), 0
 	for calm < 3 {
 		if time.Now().After(deadline) {
-			b.logf("memory: %s still busy after %s; measuring anyway", m.Name, limit)
+			b.logf("%s still busy after %s; measuring anyway", m.Name, limit)
 			return
 		}
 		time.Sleep(time.Second)
