@@ -75,17 +75,12 @@ func (c *ControlPlane) Start(ctx context.Context) error {
 	if err := c.pki.write(filepath.Join(c.Dir, "pki")); err != nil {
 		return err
 	}
-	clientPort, err := FreePort()
+	ports, err := FreePorts(3)
 	if err != nil {
 		return err
 	}
-	peerPort, err := FreePort()
-	if err != nil {
-		return err
-	}
-	if c.apiPort, err = FreePort(); err != nil {
-		return err
-	}
+	clientPort, peerPort := ports[0], ports[1]
+	c.apiPort = ports[2]
 	c.etcdURL = "http://127.0.0.1:" + strconv.Itoa(clientPort)
 	peerURL := "http://127.0.0.1:" + strconv.Itoa(peerPort)
 	c.etcd, err = StartProcess("etcd", c.LogPath("etcd"), nil, filepath.Join(c.BinDir, "etcd"),

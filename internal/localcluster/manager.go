@@ -86,13 +86,9 @@ func BuildManager(ctx context.Context, root, dir string) (string, error) {
 // StartManager starts the manager binary against the control plane and waits until
 // its health probe answers.
 func (c *ControlPlane) StartManager(ctx context.Context, bin string, o ManagerOptions) (*Manager, error) {
-	var addrs [3]string
-	for i := range addrs {
-		a, err := FreeAddr()
-		if err != nil {
-			return nil, err
-		}
-		addrs[i] = a
+	addrs, err := FreeAddrs(3)
+	if err != nil {
+		return nil, err
 	}
 	args := ManagerArgs(o, addrs[0], addrs[1], addrs[2])
 	p, err := StartProcess(o.Name, c.LogPath(o.Name), []string{"KUBECONFIG=" + c.Kubeconfig()}, bin, args...)

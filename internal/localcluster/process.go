@@ -174,21 +174,55 @@ func (p *Process) StatusBytes(field string) (int64, error) {
 	return 0, fmt.Errorf("no %s in /proc/%d/status", field, p.Pid())
 }
 
-// FreePort returns a loopback TCP port that nothing listens on right now.
-func FreePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("finding a free port: %w", err)
+// FreePorts returns n loopback TCP ports that nothing listens on right now, all
+// different: each is held until all are picked, since a port just closed may be
+// handed out again at once.
+func FreePorts(n int) ([]int, error) {
+	ports := make([]int, 0, n)
+	held := make([]net.Listener, 0, n)
+	defer func() {
+		for _, ln := range held {
+			_ = ln.Close()
+		}
+	}()
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("finding a free port: %w", err)
+		}
+		held = append(held, ln)
+		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
 	}
-	defer func() { _ = ln.Close() }()
-	return ln.Addr().(*net.TCPAddr).Port, nil
+	return ports, nil
 }
 
-// FreeAddr is FreePort as "127.0.0.1:port".
+// FreePort is one of FreePorts.
+func FreePort() (int, error) {
+	ports, err := FreePorts(1)
+	if err != nil {
+		return 0, err
+	}
+	return ports[0], nil
+}
+
+// FreeAddrs is FreePorts as "127.0.0.1:port".
+func FreeAddrs(n int) ([]string, error) {
+	ports, err := FreePorts(n)
+	if err != nil {
+		return nil, err
+	}
+	addrs := make([]string, n)
+	for i, p := range ports {
+		addrs[i] = "127.0.0.1:" + strconv.Itoa(p)
+	}
+	return addrs, nil
+}
+
+// FreeAddr is one of FreeAddrs.
 func FreeAddr() (string, error) {
-	port, err := FreePort()
+	addrs, err := FreeAddrs(1)
 	if err != nil {
 		return "", err
 	}
-	return "127.0.0.1:" + strconv.Itoa(port), nil
+	return addrs[0], nil
 }

@@ -25,7 +25,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -52,6 +51,7 @@ import (
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 
 	crmv1alpha1 "github.com/customer-operator/customer-operator/api/v1alpha1"
+	"github.com/customer-operator/customer-operator/internal/localcluster"
 )
 
 // The names config/default installs (namePrefix customer-operator-).
@@ -204,10 +204,12 @@ type manager struct {
 // loopback ports, until the spec ends.
 func startManager(kubeconfig string, args ...string) *manager {
 	GinkgoHelper()
-	m := &manager{metricsAddr: freeAddr(), webhookAddr: freeAddr(), out: &syncBuffer{}}
+	addrs, err := localcluster.FreeAddrs(3)
+	Expect(err).NotTo(HaveOccurred())
+	m := &manager{metricsAddr: addrs[0], webhookAddr: addrs[1], out: &syncBuffer{}}
 	args = append([]string{
 		"--metrics-bind-address=" + m.metricsAddr,
-		"--health-probe-bind-address=" + freeAddr(),
+		"--health-probe-bind-address=" + addrs[2],
 		"--webhook-bind-address=" + m.webhookAddr,
 	}, args...)
 	cmd := exec.Command(managerBin, args...)
@@ -221,14 +223,6 @@ func startManager(kubeconfig string, args ...string) *manager {
 		GinkgoWriter.Printf("manager %v:\n%s\n", args, m.out.String())
 	})
 	return m
-}
-
-func freeAddr() string {
-	GinkgoHelper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	Expect(err).NotTo(HaveOccurred())
-	defer l.Close()
-	return l.Addr().String()
 }
 
 type syncBuffer struct {
