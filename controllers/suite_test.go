@@ -151,6 +151,13 @@ var _ = BeforeSuite(func() {
 		defer close(mgrDone)
 		Expect(mgr.Start(ctx)).To(Succeed())
 	}()
+	// Every spec starts with the suite's manager running, its delivery engine
+	// included: a spec that counts the process's goroutines must not see it
+	// start half-way.
+	Eventually(func() int {
+		n, _ := goroutines("controllers/engine.(*Engine).Start")
+		return n
+	}).Should(BeNumerically(">=", 1), "the suite's delivery engine did not start")
 })
 
 // managerWrites counts the suite manager's requests other than reads, by
