@@ -604,8 +604,8 @@ func (b *bench) latency(res *Result, rate float64, d time.Duration) {
 				continue
 			}
 			acked++
-			if rc, ok := r.Get(webhookserver.CustomerName(crmv1alpha1.ProviderGETTRX, x.CustomerID)); ok {
-				lat = append(lat, float64(rc.First.Sub(x.Sent).Microseconds())/1000)
+			if ms, ok := deliveredMs(x, r); ok {
+				lat = append(lat, ms)
 			}
 		}
 		if len(lat) == acked || time.Now().After(deadline) {
@@ -632,6 +632,16 @@ func (b *bench) latency(res *Result, rate float64, d time.Duration) {
 	b.logf("latency: %d events at %.0f/s for %s: p50 %.0f ms, p99 %.0f ms, max %.0f ms", len(lat), rate, d, res.LatencyP50Ms, res.LatencyP99Ms, percentile(lat, 1))
 }
 
+// deliveredMs is the time from x's first POST to the receiver's first verified
+// delivery of its Customer, if it arrived.
+func deliveredMs(x *localcluster.Result, r *localcluster.Receiver) (float64, bool) {
+	rc, ok := r.Get(webhookserver.CustomerName(crmv1alpha1.ProviderGETTRX, x.CustomerID))
+	if !ok {
+		return 0, false
+	}
+	return float64(rc.First.Sub(x.Sent).Microseconds()) / 1000, true
+}
+
 // logWindows logs the latency of the events sent in each 10 s of the load, so
 // that a slow start, a pause or a growing backlog shows where it happened.
 func (b *bench) logWindows(results []*localcluster.Result, r *localcluster.Receiver) {
@@ -652,8 +662,8 @@ func (b *bench) logWindows(results []*localcluster.Result, r *localcluster.Recei
 				more = true
 				continue
 			}
-			if rc, ok := r.Get(webhookserver.CustomerName(crmv1alpha1.ProviderGETTRX, x.CustomerID)); ok && x.OK() {
-				w = append(w, float64(rc.First.Sub(x.Sent).Microseconds())/1000)
+			if ms, ok := deliveredMs(x, r); ok && x.OK() {
+				w = append(w, ms)
 			}
 		}
 		slices.Sort(w)
