@@ -124,10 +124,11 @@ func main() {
 	// the Customers' repeated strings and label sets are shared.
 	transform := cachetransform.New()
 	if !runWebhook {
-		// Only the webhook server reads its de-duplication state, and the
-		// controllers write Customers with patches, so leaving it out of the
-		// cache loses nothing.
-		transform.DropAnnotations(webhookserver.OwnAnnotations...)
+		// Only the webhook server reads its de-duplication state, the
+		// controllers read the last-event annotations only to mirror them into
+		// status.lastEvent, and they write Customers with patches: leaving those
+		// out of the cache loses nothing.
+		transform.DropAnnotations(webhookserver.OwnAnnotations...).DropMirroredLastEvent()
 	}
 	cacheOpts := cache.Options{DefaultTransform: transform.TransformFunc()}
 	var namespaces []string

@@ -23,6 +23,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/mail"
 	"slices"
 	"sort"
@@ -130,7 +131,7 @@ func (r *CustomerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 
 	status := c.Status.DeepCopy()
 	status.ObservedGeneration = c.Generation
-	status.LastEvent = lastEventFromAnnotations(c)
+	status.LastEvent = lastEvent(c)
 
 	if msg := validateCustomer(c); msg != "" {
 		setReady(&status.Conditions, c.Generation, false, crmv1alpha1.ReasonInvalidSpec, msg)
@@ -504,22 +505,14 @@ func validateCustomer(c *crmv1alpha1.Customer) string {
 	return strings.Join(problems, "; ")
 }
 
-func lastEventFromAnnotations(c *crmv1alpha1.Customer) *crmv1alpha1.LastEvent {
-	ann := c.GetAnnotations()
-	id := ann[crmv1alpha1.AnnotationLastEventID]
-	if id == "" {
-		return c.Status.LastEvent
+// lastEvent is the event c's status records: the one its annotations name, or,
+// when they name none (or a controllers-only cache left out annotations that
+// status.lastEvent already mirrors), the one the status holds.
+func lastEvent(c *crmv1alpha1.Customer) *crmv1alpha1.LastEvent {
+	if le := crmv1alpha1.LastEventFromAnnotations(c.GetAnnotations()); le != nil {
+		return le
 	}
-	le := &crmv1alpha1.LastEvent{ID: id, Type: ann[crmv1alpha1.AnnotationLastEventType]}
-	if t, err := time.Parse(time.RFC3339Nano, ann[crmv1alpha1.AnnotationLastEventTime]); err == nil {
-		mt := metav1.NewTime(t).Rfc3339Copy()
-		le.Time = &mt
-	}
-	if t, err := time.Parse(time.RFC3339Nano, ann[crmv1alpha1.AnnotationLastEventReceived]); err == nil {
-		mt := metav1.NewTime(t).Rfc3339Copy()
-		le.ReceivedAt = &mt
-	}
-	return le
+	return c.Status.LastEvent
 }
 
 func tombstoneUntil(c *crmv1alpha1.Customer) (time.Time, bool) {
@@ -576,13 +569,58 @@ func (r *CustomerReconciler) SetupWithManager(mgr ctrl.Manager) error {
 // bring it back to a reconcile that has nothing to do.
 var customerChanged = predicate.Or(
 	predicate.GenerationChangedPredicate{},
-	predicate.AnnotationChangedPredicate{},
 	predicate.LabelChangedPredicate{},
 	predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
-		return !slices.Equal(e.ObjectOld.GetFinalizers(), e.ObjectNew.GetFinalizers()) ||
+		return annotationsChanged(e.ObjectOld, e.ObjectNew) ||
+			!slices.Equal(e.ObjectOld.GetFinalizers(), e.ObjectNew.GetFinalizers()) ||
 			!e.ObjectOld.GetDeletionTimestamp().Equal(e.ObjectNew.GetDeletionTimestamp())
 	}},
 )
+
+// lastEventAnnotations are compared by the event they record: a
+// controllers-only cache leaves them out once status.lastEvent mirrors them
+// (cachetransform.DropMirroredLastEvent), and that is no change.
+var lastEventAnnotations = []string{crmv1alpha1.AnnotationLastEventID, crmv1alpha1.AnnotationLastEventType,
+	crmv1alpha1.AnnotationLastEventTime, crmv1alpha1.AnnotationLastEventReceived}
+
+// annotationsChanged is predicate.AnnotationChangedPredicate for Customers
+// whose last-event annotations may have left the cache.
+func annotationsChanged(oldObj, newObj client.Object) bool {
+	o, ok1 := oldObj.(*crmv1alpha1.Customer)
+	n, ok2 := newObj.(*crmv1alpha1.Customer)
+	if !ok1 || !ok2 {
+		return !maps.Equal(oldObj.GetAnnotations(), newObj.GetAnnotations())
+	}
+	if !lastEvent(o).Same(lastEvent(n)) {
+		return true
+	}
+	return !equalExcept(o.Annotations, n.Annotations, lastEventAnnotations)
+}
+
+// equalExcept says whether a and b hold the same entries, leaving out skip.
+func equalExcept(a, b map[string]string, skip []string) bool {
+	count := func(m map[string]string) int {
+		n := len(m)
+		for _, k := range skip {
+			if _, ok := m[k]; ok {
+				n--
+			}
+		}
+		return n
+	}
+	if count(a) != count(b) {
+		return false
+	}
+	for k, v := range a {
+		if slices.Contains(skip, k) {
+			continue
+		}
+		if w, ok := b[k]; !ok || w != v {
+			return false
+		}
+	}
+	return true
+}
 
 // sinkChangedForCustomers passes sink creations, deletions, spec changes and Ready
 // changes: what changes where a Customer must be delivered. The sink's counts

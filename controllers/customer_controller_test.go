@@ -31,6 +31,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	kstatus "sigs.k8s.io/cli-utils/pkg/kstatus/status"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 
 	crmv1alpha1 "github.com/customer-operator/customer-operator/api/v1alpha1"
 	"github.com/customer-operator/customer-operator/webhookserver"
@@ -69,6 +70,9 @@ var _ = Describe("Customer controller", func() {
 			g.Expect(got.Finalizers).To(ContainElement(crmv1alpha1.CustomerFinalizer))
 			g.Expect(got.Annotations).To(HaveKeyWithValue(webhookserver.AnnotationRecentEventIDs, `["evt_0","evt_1"]`))
 			g.Expect(got.Annotations).To(HaveKeyWithValue(webhookserver.AnnotationSourceLabels, "team"))
+			// Left out of the cache too, once the status mirrors them.
+			g.Expect(got.Annotations).To(HaveKeyWithValue(crmv1alpha1.AnnotationLastEventID, "evt_1"))
+			g.Expect(got.Annotations).To(HaveKeyWithValue(crmv1alpha1.AnnotationLastEventReceived, "2026-03-01T10:00:02.5Z"))
 			g.Expect(got.Status.Sinks).To(BeEmpty())
 
 			le := got.Status.LastEvent
@@ -334,5 +338,46 @@ var _ = Describe("Customer controller", func() {
 		Expect(k8sClient.Delete(ctx, orphan)).To(Succeed())
 		// Well within the delete grace period: nothing waits for a sink that is gone.
 		expectGone(&crmv1alpha1.Customer{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: orphan.Name}}, testDeleteGrace/2)
+	})
+})
+
+var _ = Describe("customerChanged", func() {
+	// As the controllers-only cache holds Customers: the last-event annotations
+	// leave it once status.lastEvent mirrors them.
+	mirrored := func() *crmv1alpha1.Customer {
+		at := metav1.NewTime(time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC))
+		return &crmv1alpha1.Customer{
+			ObjectMeta: metav1.ObjectMeta{Name: "c", Generation: 1, Annotations: map[string]string{"example.com/team": "a"}},
+			Status:     crmv1alpha1.CustomerStatus{LastEvent: &crmv1alpha1.LastEvent{ID: "evt_1", Type: "customer.created", Time: &at, ReceivedAt: &at}},
+		}
+	}
+	withAnnotations := func(c *crmv1alpha1.Customer, id string) *crmv1alpha1.Customer {
+		c = c.DeepCopy()
+		c.Annotations[crmv1alpha1.AnnotationLastEventID] = id
+		c.Annotations[crmv1alpha1.AnnotationLastEventType] = "customer.created"
+		c.Annotations[crmv1alpha1.AnnotationLastEventTime] = "2026-03-01T10:00:00Z"
+		c.Annotations[crmv1alpha1.AnnotationLastEventReceived] = "2026-03-01T10:00:00.4Z"
+		return c
+	}
+	changed := func(o, n *crmv1alpha1.Customer) bool {
+		return customerChanged.Update(event.UpdateEvent{ObjectOld: o, ObjectNew: n})
+	}
+
+	It("passes a newer event, an annotation change and a removal", func() {
+		Expect(changed(mirrored(), withAnnotations(mirrored(), "evt_2"))).To(BeTrue(), "a newer event")
+		touched := mirrored()
+		touched.Annotations["example.com/team"] = "b"
+		Expect(changed(mirrored(), touched)).To(BeTrue(), "another annotation changed")
+		gone := mirrored()
+		delete(gone.Annotations, "example.com/team")
+		Expect(changed(mirrored(), gone)).To(BeTrue(), "another annotation removed")
+	})
+
+	It("ignores the mirrored event leaving the cache, and its own status write", func() {
+		behind := withAnnotations(mirrored(), "evt_1")
+		behind.Status.LastEvent = nil
+		Expect(changed(behind, mirrored())).To(BeFalse(), "the status write that mirrored the event")
+		Expect(changed(withAnnotations(mirrored(), "evt_1"), mirrored())).To(BeFalse(), "the annotations left the cache")
+		Expect(changed(mirrored(), mirrored())).To(BeFalse())
 	})
 })

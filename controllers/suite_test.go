@@ -136,7 +136,7 @@ var _ = BeforeSuite(func() {
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
 		// As main.go builds it for --mode=controllers.
-		Cache: cache.Options{DefaultTransform: cachetransform.New().DropAnnotations(webhookserver.OwnAnnotations...).TransformFunc(), ByObject: map[client.Object]cache.ByObject{
+		Cache: cache.Options{DefaultTransform: cachetransform.New().DropAnnotations(webhookserver.OwnAnnotations...).DropMirroredLastEvent().TransformFunc(), ByObject: map[client.Object]cache.ByObject{
 			&crmv1alpha1.Customer{}:     {Label: notIsolated},
 			&crmv1alpha1.CustomerSink{}: {Label: notIsolated},
 		}},

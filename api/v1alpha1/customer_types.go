@@ -17,6 +17,8 @@ limitations under the License.
 package v1alpha1
 
 import (
+	"time"
+
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -298,6 +300,34 @@ type LastEvent struct {
 	// ReceivedAt is when the webhook server received the event.
 	// +optional
 	ReceivedAt *metav1.Time `json:"receivedAt,omitempty"`
+}
+
+// LastEventFromAnnotations returns the event that the last-event annotations
+// record, as the controller mirrors it into status.lastEvent (times to the
+// second), or nil when they record none.
+func LastEventFromAnnotations(ann map[string]string) *LastEvent {
+	id := ann[AnnotationLastEventID]
+	if id == "" {
+		return nil
+	}
+	le := &LastEvent{ID: id, Type: ann[AnnotationLastEventType]}
+	if t, err := time.Parse(time.RFC3339Nano, ann[AnnotationLastEventTime]); err == nil {
+		mt := metav1.NewTime(t).Rfc3339Copy()
+		le.Time = &mt
+	}
+	if t, err := time.Parse(time.RFC3339Nano, ann[AnnotationLastEventReceived]); err == nil {
+		mt := metav1.NewTime(t).Rfc3339Copy()
+		le.ReceivedAt = &mt
+	}
+	return le
+}
+
+// Same says whether e and o describe the same event, at the same times.
+func (e *LastEvent) Same(o *LastEvent) bool {
+	if e == nil || o == nil {
+		return e == o
+	}
+	return e.ID == o.ID && e.Type == o.Type && e.Time.Equal(o.Time) && e.ReceivedAt.Equal(o.ReceivedAt)
 }
 
 // SinkSyncStatus says where a Customer stands with one CustomerSink.

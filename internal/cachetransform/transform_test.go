@@ -389,8 +389,8 @@ func TestTransformedCustomersTakeLessMemory(t *testing.T) {
 
 // BenchmarkCachedCustomer reports the heap a cached Customer holds (B/object)
 // against its JSON as the bench counts it (managed fields stripped), with
-// managed-field stripping alone (the cache before this package) and with the
-// Transformer:
+// managed-field stripping alone (the cache before this package), with the
+// Transformer, and with it as a controllers-only manager sets it up:
 //
 //	go test ./internal/cachetransform -run '^$' -bench CachedCustomer -benchtime 5x
 func BenchmarkCachedCustomer(b *testing.B) {
@@ -399,6 +399,10 @@ func BenchmarkCachedCustomer(b *testing.B) {
 	benchRetained(b, data, jsonBytes, map[string]func() toolscache.TransformFunc{
 		"managed-fields-stripped": cache.TransformStripManagedFields,
 		"compacted":               func() toolscache.TransformFunc { return New().Transform },
+		// As a --mode=controllers manager caches them.
+		"compacted-controllers": func() toolscache.TransformFunc {
+			return New().DropAnnotations("crm.customer-operator.io/recent-event-ids").DropMirroredLastEvent().Transform
+		},
 	})
 }
 
@@ -470,5 +474,50 @@ func TestDropAnnotationsLeavesTheRestAsItIs(t *testing.T) {
 	}
 	if kept := transform(t, New(), decode(t, c)).(*crmv1alpha1.Customer); kept.Annotations[recent] == "" || kept.Annotations[sourceLabels] == "" {
 		t.Errorf("a Transformer without DropAnnotations dropped them: %v", kept.Annotations)
+	}
+}
+
+func TestDropMirroredLastEventKeepsWhatStatusDoesNotRecord(t *testing.T) {
+	mirrored := customer(1)
+	tr := New().DropMirroredLastEvent()
+	got := transform(t, tr, decode(t, mirrored)).(*crmv1alpha1.Customer)
+	if got.Annotations != nil {
+		t.Errorf("mirrored last-event annotations kept: %v", got.Annotations)
+	}
+	want := mirrored.DeepCopy()
+	want.ManagedFields, want.Annotations = nil, nil
+	wantJSON, _ := json.Marshal(want)
+	if gotJSON, _ := json.Marshal(got); string(gotJSON) != string(wantJSON) {
+		t.Errorf("transformed Customer differs beyond its annotations:\n got %s\nwant %s", gotJSON, wantJSON)
+	}
+	if le := got.Status.LastEvent; le == nil || le.ID != "evt_cus_000001" {
+		t.Errorf("status.lastEvent = %+v", le)
+	}
+	if again := transform(t, tr, got).(*crmv1alpha1.Customer); again.Annotations != nil || !again.Status.LastEvent.Same(mirrored.Status.LastEvent) {
+		t.Errorf("a second pass changed the Customer: %v, %+v", again.Annotations, again.Status.LastEvent)
+	}
+
+	// A newer event than the status records: the controller has to see it.
+	behind := customer(2)
+	behind.Annotations[crmv1alpha1.AnnotationLastEventID] = "evt_newer"
+	behind.Annotations[crmv1alpha1.AnnotationTombstoneUntil] = "2026-11-25T02:00:00Z"
+	got = transform(t, tr, decode(t, behind)).(*crmv1alpha1.Customer)
+	if len(got.Annotations) != 5 || got.Annotations[crmv1alpha1.AnnotationLastEventID] != "evt_newer" {
+		t.Errorf("annotations of a Customer whose status is behind: %v", got.Annotations)
+	}
+	// The same event received at another time is another delivery of it.
+	later := customer(3)
+	later.Annotations[crmv1alpha1.AnnotationLastEventReceived] = "2026-11-24T03:00:00.5Z"
+	if got = transform(t, tr, decode(t, later)).(*crmv1alpha1.Customer); len(got.Annotations) != 4 {
+		t.Errorf("annotations of a Customer whose status has another receipt time: %v", got.Annotations)
+	}
+	// Other annotations stay.
+	other := customer(4)
+	other.Annotations[crmv1alpha1.AnnotationTombstoneUntil] = "2026-11-25T02:00:00Z"
+	if got = transform(t, tr, decode(t, other)).(*crmv1alpha1.Customer); len(got.Annotations) != 1 || got.Annotations[crmv1alpha1.AnnotationTombstoneUntil] == "" {
+		t.Errorf("annotations besides the mirrored ones: %v", got.Annotations)
+	}
+	if kept := transform(t, New(), decode(t, mirrored)).(*crmv1alpha1.Customer); len(kept.Annotations) != 4 {
+		t.Errorf("a Transformer without DropMirroredLastEvent dropped annotations: %v", kept.Annotations)
 	}
 }
