@@ -85,6 +85,20 @@ var _ = Describe("Customer controller", func() {
 			g.Expect(le.ReceivedAt.Time.Unix()).To(Equal(time.Date(2026, 3, 1, 10, 0, 2, 0, time.UTC).Unix()))
 
 			g.Expect(kstatusOf(g, "Customer", ns, c.Name)).To(Equal(kstatus.CurrentStatus))
+
+			// Spec and status are tracked whole by server-side apply: the managed
+			// fields name them, not each of their fields.
+			units := map[string]string{}
+			for _, mf := range got.ManagedFields {
+				var fields map[string]json.RawMessage
+				g.Expect(json.Unmarshal(mf.FieldsV1.Raw, &fields)).To(Succeed())
+				for _, unit := range []string{"f:spec", "f:status"} {
+					if raw, ok := fields[unit]; ok {
+						units[unit] += string(raw)
+					}
+				}
+			}
+			g.Expect(units).To(Equal(map[string]string{"f:spec": "{}", "f:status": "{}"}))
 		}).Should(Succeed())
 
 		By("following a newer event written to the annotations")

@@ -107,7 +107,12 @@ const (
 )
 
 // CustomerSpec is one customer record, as its provider (or a person) last described it.
+// It has one writer at a time (the webhook server, a person, or a GitOps tool), and
+// it is replaced whole, so server-side apply tracks it as a unit: a Customer's
+// managed fields then name "spec" instead of each of its fields, which halves
+// them, and with them what etcd stores and the API server decodes on every write.
 // +kubebuilder:validation:XValidation:rule="!has(self.provider) || (has(self.externalID) && size(self.externalID) > 0)",message="externalID is required when provider is set",fieldPath=".externalID"
+// +structType=atomic
 type CustomerSpec struct {
 	// Provider the customer came from. Empty for Customers written by hand or from Git.
 	// +optional
@@ -357,7 +362,9 @@ type SinkSyncStatus struct {
 	ConsecutiveFailures int32 `json:"consecutiveFailures,omitempty"`
 }
 
-// CustomerStatus is what the operator observed of a Customer.
+// CustomerStatus is what the operator observed of a Customer. Only the controller
+// writes it, so server-side apply tracks it as a unit, as it does the spec.
+// +structType=atomic
 type CustomerStatus struct {
 	// ObservedGeneration is the generation the conditions describe.
 	// +optional
