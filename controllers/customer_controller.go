@@ -577,14 +577,11 @@ var customerChanged = predicate.Or(
 	}},
 )
 
-// lastEventAnnotations are compared by the event they record: a
-// controllers-only cache leaves them out once status.lastEvent mirrors them
-// (cachetransform.DropMirroredLastEvent), and that is no change.
-var lastEventAnnotations = []string{crmv1alpha1.AnnotationLastEventID, crmv1alpha1.AnnotationLastEventType,
-	crmv1alpha1.AnnotationLastEventTime, crmv1alpha1.AnnotationLastEventReceived}
-
 // annotationsChanged is predicate.AnnotationChangedPredicate for Customers
-// whose last-event annotations may have left the cache.
+// whose last-event annotations may have left the cache: it compares those by
+// the event they record, since a controllers-only cache leaves them out once
+// status.lastEvent mirrors them (cachetransform.DropMirroredLastEvent), and
+// that is no change.
 func annotationsChanged(oldObj, newObj client.Object) bool {
 	o, ok1 := oldObj.(*crmv1alpha1.Customer)
 	n, ok2 := newObj.(*crmv1alpha1.Customer)
@@ -594,7 +591,7 @@ func annotationsChanged(oldObj, newObj client.Object) bool {
 	if !lastEvent(o).Same(lastEvent(n)) {
 		return true
 	}
-	return !equalExcept(o.Annotations, n.Annotations, lastEventAnnotations)
+	return !equalExcept(o.Annotations, n.Annotations, crmv1alpha1.LastEventAnnotations())
 }
 
 // equalExcept says whether a and b hold the same entries, leaving out skip.

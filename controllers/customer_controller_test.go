@@ -91,7 +91,7 @@ var _ = Describe("Customer controller", func() {
 			units := map[string]string{}
 			for _, mf := range got.ManagedFields {
 				var fields map[string]json.RawMessage
-				g.Expect(json.Unmarshal(mf.FieldsV1.Raw, &fields)).To(Succeed())
+				g.Expect(json.Unmarshal(mf.FieldsV1.GetRawBytes(), &fields)).To(Succeed())
 				for _, unit := range []string{"f:spec", "f:status"} {
 					if raw, ok := fields[unit]; ok {
 						units[unit] += string(raw)

@@ -307,6 +307,11 @@ type LastEvent struct {
 	ReceivedAt *metav1.Time `json:"receivedAt,omitempty"`
 }
 
+// LastEventAnnotations are the annotations that record the event applied last.
+func LastEventAnnotations() []string {
+	return []string{AnnotationLastEventID, AnnotationLastEventType, AnnotationLastEventTime, AnnotationLastEventReceived}
+}
+
 // LastEventFromAnnotations returns the event that the last-event annotations
 // record, as the controller mirrors it into status.lastEvent (times to the
 // second), or nil when they record none.

@@ -39,7 +39,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -48,6 +47,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
 
+	"github.com/customer-operator/customer-operator/internal/benchutil"
 	"github.com/customer-operator/customer-operator/internal/localcluster"
 )
 
@@ -126,7 +126,7 @@ func run(binDir string, rounds, perRound int) error {
 	perRequest := map[string][]float64{}
 	measure := func(key string, n, workers int, f func(i int) error) error {
 		before := apiCPU()
-		if err := parallel(n, workers, f); err != nil {
+		if _, err := benchutil.Parallel(n, workers, f); err != nil {
 			return fmt.Errorf("%s: %w", key, err)
 		}
 		perRequest[key] = append(perRequest[key], float64(apiCPU()-before)/float64(time.Millisecond)/float64(n))
@@ -211,32 +211,6 @@ func customer(group, name string) *unstructured.Unstructured {
 			"addresses":         []any{map[string]any{"type": "billing", "line1": "1 Test Street", "city": "London", "postalCode": "N1 9GU", "country": "GB"}},
 			"providerUpdatedAt": now.Format(time.RFC3339), "attributes": map[string]any{"description": "load test"}},
 	}}
-}
-
-func parallel(n, workers int, f func(i int) error) error {
-	var (
-		wg    sync.WaitGroup
-		mu    sync.Mutex
-		first error
-	)
-	next := make(chan int)
-	for range workers {
-		wg.Go(func() {
-			for i := range next {
-				if err := f(i); err != nil {
-					mu.Lock()
-					first = errors.Join(first, err)
-					mu.Unlock()
-				}
-			}
-		})
-	}
-	for i := range n {
-		next <- i
-	}
-	close(next)
-	wg.Wait()
-	return first
 }
 
 func median(xs []float64) float64 {

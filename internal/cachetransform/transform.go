@@ -134,11 +134,6 @@ func (t *Transformer) DropAnnotations(keys ...string) *Transformer {
 	return t
 }
 
-// lastEventAnnotations are the annotations the controller mirrors into
-// status.lastEvent.
-var lastEventAnnotations = []string{crmv1alpha1.AnnotationLastEventID, crmv1alpha1.AnnotationLastEventType,
-	crmv1alpha1.AnnotationLastEventTime, crmv1alpha1.AnnotationLastEventReceived}
-
 // DropMirroredLastEvent makes t remove the last-event annotations from a
 // Customer whose status.lastEvent already records that event, for a process
 // that reads them only to mirror them there (a controllers-only manager): the
@@ -178,7 +173,7 @@ func (t *Transformer) compactCustomer(c *crmv1alpha1.Customer) {
 		delete(c.Annotations, k)
 	}
 	if t.dropMirrored && c.Status.LastEvent != nil && crmv1alpha1.LastEventFromAnnotations(c.Annotations).Same(c.Status.LastEvent) {
-		for _, k := range lastEventAnnotations {
+		for _, k := range crmv1alpha1.LastEventAnnotations() {
 			delete(c.Annotations, k)
 		}
 	}
