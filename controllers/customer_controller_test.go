@@ -70,7 +70,8 @@ var _ = Describe("Customer controller", func() {
 			g.Expect(got.Finalizers).To(ContainElement(crmv1alpha1.CustomerFinalizer))
 			g.Expect(got.Annotations).To(HaveKeyWithValue(webhookserver.AnnotationRecentEventIDs, `["evt_0","evt_1"]`))
 			g.Expect(got.Annotations).To(HaveKeyWithValue(webhookserver.AnnotationSourceLabels, "team"))
-			// Left out of the cache too, once the status mirrors them.
+			// The suite's cache leaves these out once the status mirrors them;
+			// the API keeps them.
 			g.Expect(got.Annotations).To(HaveKeyWithValue(crmv1alpha1.AnnotationLastEventID, "evt_1"))
 			g.Expect(got.Annotations).To(HaveKeyWithValue(crmv1alpha1.AnnotationLastEventReceived, "2026-03-01T10:00:02.5Z"))
 			g.Expect(got.Status.Sinks).To(BeEmpty())
