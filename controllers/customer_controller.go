@@ -38,11 +38,13 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
+	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/controller/priorityqueue"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
@@ -541,18 +543,7 @@ func truncate(s string, n int) string {
 // SetupWithManager registers the reconciler: Customers, the sinks that select
 // them, and the engine's finished deliveries.
 func (r *CustomerReconciler) SetupWithManager(mgr ctrl.Manager) error {
-	sinkToCustomers := handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
-		list := &crmv1alpha1.CustomerList{}
-		if err := mgr.GetClient().List(ctx, list, client.InNamespace(o.GetNamespace()), client.UnsafeDisableDeepCopy); err != nil {
-			log.FromContext(ctx).Error(err, "listing Customers for a CustomerSink change")
-			return nil
-		}
-		reqs := make([]reconcile.Request, 0, len(list.Items))
-		for i := range list.Items {
-			reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: list.Items[i].Namespace, Name: list.Items[i].Name}})
-		}
-		return reqs
-	})
+	sinkToCustomers := sinkChangeHandler(mgr.GetClient())
 	workers := r.MaxConcurrentReconciles
 	if workers <= 0 {
 		workers = 8
@@ -563,6 +554,61 @@ func (r *CustomerReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		WatchesRawSource(r.Deliveries.CustomerEvents()).
 		WithOptions(controller.Options{MaxConcurrentReconciles: workers}).
 		Complete(r)
+}
+
+// Priorities in the Customer controller's queue (controller-runtime's priority
+// queue; a higher one is served first). A change the API server reports for a
+// Customer (a webhook's create or update, a delete) keeps the default, 0: a new
+// customer's delivery waits for no bookkeeping. A delivery outcome's status
+// write comes next (engine.OutcomePriority), and the Customers a CustomerSink
+// change queues come after those outcomes: a new sink's thousands of Customers
+// then do not hold back the statuses of the ones already delivered. The initial
+// list and resyncs are controller-runtime's handler.LowPriority.
+const SinkChangePriority = engine.OutcomePriority - 10
+
+// sinkChangeHandler queues every Customer of a changed CustomerSink's namespace,
+// at SinkChangePriority (handler.LowPriority for the sinks of the initial list).
+func sinkChangeHandler(c client.Client) handler.EventHandler {
+	enqueue := func(ctx context.Context, sink client.Object, q workqueue.TypedRateLimitingInterface[reconcile.Request], priority int) {
+		list := &crmv1alpha1.CustomerList{}
+		if err := c.List(ctx, list, client.InNamespace(sink.GetNamespace()), client.UnsafeDisableDeepCopy); err != nil {
+			log.FromContext(ctx).Error(err, "listing Customers for a CustomerSink change")
+			return
+		}
+		reqs := make([]reconcile.Request, 0, len(list.Items))
+		for i := range list.Items {
+			reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: list.Items[i].Namespace, Name: list.Items[i].Name}})
+		}
+		if pq, ok := q.(priorityqueue.PriorityQueue[reconcile.Request]); ok {
+			pq.AddWithOpts(priorityqueue.AddOpts{Priority: &priority}, reqs...)
+			return
+		}
+		for _, req := range reqs {
+			q.Add(req)
+		}
+	}
+	return handler.Funcs{
+		CreateFunc: func(ctx context.Context, e event.CreateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			priority := SinkChangePriority
+			if e.IsInInitialList {
+				priority = handler.LowPriority
+			}
+			enqueue(ctx, e.Object, q, priority)
+		},
+		UpdateFunc: func(ctx context.Context, e event.UpdateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			priority := SinkChangePriority
+			if e.ObjectOld.GetResourceVersion() == e.ObjectNew.GetResourceVersion() {
+				priority = handler.LowPriority
+			}
+			enqueue(ctx, e.ObjectNew, q, priority)
+		},
+		DeleteFunc: func(ctx context.Context, e event.DeleteEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			enqueue(ctx, e.Object, q, SinkChangePriority)
+		},
+		GenericFunc: func(ctx context.Context, e event.GenericEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			enqueue(ctx, e.Object, q, SinkChangePriority)
+		},
+	}
 }
 
 // customerChanged ignores the Customer's own status writes: they would only

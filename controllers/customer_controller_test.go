@@ -29,11 +29,16 @@ import (
 	eventsv1 "k8s.io/api/events/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	kstatus "sigs.k8s.io/cli-utils/pkg/kstatus/status"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/priorityqueue"
 	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	crmv1alpha1 "github.com/customer-operator/customer-operator/api/v1alpha1"
+	"github.com/customer-operator/customer-operator/controllers/engine"
 	"github.com/customer-operator/customer-operator/webhookserver"
 )
 
@@ -394,5 +399,49 @@ var _ = Describe("customerChanged", func() {
 		Expect(changed(behind, mirrored())).To(BeFalse(), "the status write that mirrored the event")
 		Expect(changed(withAnnotations(mirrored(), "evt_1"), mirrored())).To(BeFalse(), "the annotations left the cache")
 		Expect(changed(mirrored(), mirrored())).To(BeFalse())
+	})
+})
+
+var _ = Describe("the Customer controller's queue order", func() {
+	It("serves a Customer's own change first, then delivery outcomes, then a sink change's Customers", func() {
+		ns := newNamespace()
+		for _, name := range []string{"queued-by-sink-1", "queued-by-sink-2"} {
+			Expect(k8sClient.Create(ctx, newCustomer(ns, name, crmv1alpha1.CustomerSpec{Provider: crmv1alpha1.ProviderGETTRX, ExternalID: name, Email: name + "@example.com"}))).To(Succeed())
+		}
+		q := priorityqueue.New[reconcile.Request]("queue-order-test")
+		DeferCleanup(q.ShutDown)
+		req := func(name string) reconcile.Request {
+			return reconcile.Request{NamespacedName: types.NamespacedName{Namespace: ns, Name: name}}
+		}
+
+		// In the order a busy manager meets them: a new sink, a delivery
+		// outcome, then a webhook's new Customer.
+		sink := &crmv1alpha1.CustomerSink{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "new-sink"}}
+		sinkChangeHandler(k8sClient).Create(ctx, event.CreateEvent{Object: sink}, q)
+		q.AddWithOpts(priorityqueue.AddOpts{Priority: new(engine.OutcomePriority)}, req("delivered"))
+		handler.WithLowPriorityWhenUnchanged(&handler.EnqueueRequestForObject{}).Create(ctx,
+			event.CreateEvent{Object: &crmv1alpha1.Customer{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "new-from-webhook"}}}, q)
+
+		var order []string
+		for q.Len() > 0 {
+			r, _ := q.Get()
+			order = append(order, r.Name)
+			q.Done(r)
+		}
+		Expect(order).To(HaveLen(4))
+		Expect(order[:2]).To(Equal([]string{"new-from-webhook", "delivered"}))
+		Expect(order[2:]).To(ConsistOf("queued-by-sink-1", "queued-by-sink-2"))
+	})
+
+	It("queues the sinks of the initial list behind everything else", func() {
+		ns := newNamespace()
+		Expect(k8sClient.Create(ctx, newCustomer(ns, "listed", crmv1alpha1.CustomerSpec{Provider: crmv1alpha1.ProviderGETTRX, ExternalID: "listed", Email: "listed@example.com"}))).To(Succeed())
+		q := priorityqueue.New[reconcile.Request]("initial-list-test")
+		DeferCleanup(q.ShutDown)
+		sink := &crmv1alpha1.CustomerSink{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "listed-sink"}}
+		sinkChangeHandler(k8sClient).Create(ctx, event.CreateEvent{Object: sink, IsInInitialList: true}, q)
+		q.AddWithOpts(priorityqueue.AddOpts{Priority: new(engine.OutcomePriority)}, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: ns, Name: "delivered"}})
+		first, _ := q.Get()
+		Expect(first.Name).To(Equal("delivered"))
 	})
 })

@@ -419,11 +419,13 @@ func (e *Engine) notifyCustomer(ns, name string) {
 		return
 	}
 	req := reconcile.Request{NamespacedName: types.NamespacedName{Namespace: ns, Name: name}}
-	// An outcome goes ahead of Customers waiting for their first look: its
+	// An outcome goes ahead of the Customers a sink change queued: its
 	// reconcile is the status write the deliveries wait to show, and it frees
 	// what the engine holds. Otherwise a new sink's thousands of Customers
 	// would all be looked at (and queued) before the first outcome is written,
-	// leaving the API server idle meanwhile.
+	// leaving the API server idle meanwhile. A Customer the API server reports
+	// changed (priority 0) goes ahead of it: a new customer's delivery does not
+	// wait behind status writes, which take an API round trip each.
 	if pq, ok := q.(priorityqueue.PriorityQueue[reconcile.Request]); ok {
 		pq.AddWithOpts(priorityqueue.AddOpts{Priority: new(OutcomePriority)}, req)
 		return
@@ -432,8 +434,10 @@ func (e *Engine) notifyCustomer(ns, name string) {
 }
 
 // OutcomePriority is the priority, in the Customer controller's queue, of a
-// Customer whose delivery finished; controller-runtime's default is 0.
-const OutcomePriority = 10
+// Customer whose delivery finished: below controller-runtime's default, 0, of
+// the Customers' own changes, above the Customers a sink change queues
+// (controllers.SinkChangePriority) and the initial list (handler.LowPriority).
+const OutcomePriority = -10
 
 func (e *Engine) notifySink(name types.NamespacedName) {
 	e.mu.Lock()

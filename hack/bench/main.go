@@ -576,7 +576,9 @@ func (b *bench) latency(res *Result, rate float64, d time.Duration) {
 	check(r.Listen("127.0.0.1:0"))
 	defer r.Close()
 	b.namespace(ns, "http://"+r.Addr()+"/")
-	m, err := b.cp.StartManager(b.ctx, b.bin, managerOptions("manager-latency", "all"))
+	opts := managerOptions("manager-latency", "all")
+	opts.Extra = append(opts.Extra, fmt.Sprintf("--max-concurrent-reconciles=%d", b.workers))
+	m, err := b.cp.StartManager(b.ctx, b.bin, opts)
 	check(err)
 	defer m.Stop(10 * time.Second)
 	s := &localcluster.Sender{Targets: []string{m.WebhookURL}, Namespace: ns, Source: "gettrx", Secret: sourceKey, RetryFor: 2 * time.Minute}
