@@ -476,6 +476,10 @@ func (d *devEnv) wait(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	case c := <-d.exited:
+		if c.err == nil {
+			// Stopped on its own with status 0, e.g. a SIGINT sent to it alone.
+			return fmt.Errorf("%s exited unexpectedly, with status 0", c.name)
+		}
 		return fmt.Errorf("%s exited unexpectedly: %w", c.name, c.err)
 	}
 }
