@@ -333,10 +333,29 @@ var _ = Describe("The metrics endpoint", func() {
 				g.Expect(code).To(Equal(http.StatusOK))
 				g.Expect(body).To(ContainSubstring(run.metric))
 			}).Should(Succeed())
+			// The start-up's lower GC percent (--startup-gc-percent) is over once
+			// the Customer cache has synced and its queue emptied: the process
+			// under load collects at the runtime's own setting.
+			Eventually(func(g Gomega) {
+				_, body := scrape(g, m.metricsAddr, prometheus)
+				g.Expect(body).To(MatchRegexp(`(?m)^go_gc_gogc_percent %s$`, gogc()))
+			}).Should(Succeed())
+			if os.Getenv("GOGC") == "" {
+				Expect(m.out.String()).To(ContainSubstring("start-up settled: GC percent restored"))
+			}
 			Expect(forbidden(m.out.String())).To(BeEmpty())
 		}
 	})
 })
+
+// gogc is the GC percent the managers run at once started: the runtime's
+// default, or the GOGC this test runs with.
+func gogc() string {
+	if v := os.Getenv("GOGC"); v != "" {
+		return v
+	}
+	return "100"
+}
 
 var _ = Describe("--version", func() {
 	It("prints the version and commit set at build time, and exits 0", func() {
