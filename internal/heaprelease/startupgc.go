@@ -40,8 +40,9 @@ import (
 // collections cost little next to decoding and reconciling every object.
 //
 // The runtime's own setting (GOGC, or SetGCPercent) is restored once Settled
-// returns, so the process under load collects as it always did. A GOGC set in
-// the environment is the operator's choice and is left alone.
+// returns, so the process under load collects as it always did, and the heap
+// the start-up left free goes back to the OS then. A GOGC set in the
+// environment is the operator's choice and is left alone.
 type StartupGC struct {
 	// Percent is the GC percent while the cache fills; nothing changes when it
 	// is not positive.
@@ -58,6 +59,8 @@ type StartupGC struct {
 	once     sync.Once
 	previous int
 	lowered  bool
+	// release is debug.FreeOSMemory; tests count the calls.
+	release func()
 }
 
 // Lower sets the start-up GC percent; call it before the manager starts.
@@ -72,19 +75,33 @@ func (s *StartupGC) Lower() {
 // Start waits for the start-up to settle, then restores the GC percent.
 func (s *StartupGC) Start(ctx context.Context) error {
 	err := s.Settled(ctx)
-	s.restore()
+	s.restore(err == nil)
 	if err != nil && ctx.Err() == nil {
 		return err
 	}
 	return nil
 }
 
-func (s *StartupGC) restore() {
+// restore sets the GC percent back and, after a start-up that settled,
+// returns what it left free.
+func (s *StartupGC) restore(settled bool) {
 	s.once.Do(func() {
 		if !s.lowered {
 			return
 		}
 		debug.SetGCPercent(s.previous)
+		if !settled {
+			return
+		}
+		// What the start-up left free goes back now: with the runtime's GC
+		// percent back, its scavenger would keep up to twice the live heap
+		// resident, and the Releaser only sees it once the process has idled
+		// for a while.
+		release := s.release
+		if release == nil {
+			release = debug.FreeOSMemory
+		}
+		release()
 		s.Log.Info("start-up settled: GC percent restored", "startupPercent", s.Percent, "percent", s.previous)
 	})
 }

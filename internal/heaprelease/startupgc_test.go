@@ -19,8 +19,6 @@ package heaprelease
 import (
 	"context"
 	"errors"
-	"fmt"
-	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
 	"testing"
@@ -47,7 +45,8 @@ func TestStartupGCLowersUntilSettledThenRestores(t *testing.T) {
 	t.Setenv("GOGC", "")
 	withGCPercent(t, 100)
 	synced := make(chan struct{})
-	s := &StartupGC{Percent: 25, Log: logr.Discard(), Settled: func(ctx context.Context) error {
+	released := 0
+	s := &StartupGC{Percent: 25, Log: logr.Discard(), release: func() { released++ }, Settled: func(ctx context.Context) error {
 		select {
 		case <-synced:
 			return nil
@@ -72,12 +71,16 @@ func TestStartupGCLowersUntilSettledThenRestores(t *testing.T) {
 	if got := gcPercent(); got != 100 {
 		t.Fatalf("GC percent after the cache synced: %d, want 100 (restored)", got)
 	}
+	if released != 1 {
+		t.Fatalf("the free heap was returned %d times once the start-up settled, want once", released)
+	}
 }
 
 func TestStartupGCLeavesAGOGCFromTheEnvironment(t *testing.T) {
 	t.Setenv("GOGC", "150")
 	withGCPercent(t, 150)
-	s := &StartupGC{Percent: 25, Log: logr.Discard(), Settled: func(context.Context) error { return nil }}
+	released := 0
+	s := &StartupGC{Percent: 25, Log: logr.Discard(), release: func() { released++ }, Settled: func(context.Context) error { return nil }}
 	s.Lower()
 	if got := gcPercent(); got != 150 {
 		t.Fatalf("GC percent with GOGC=150 set: %d, want 150", got)
@@ -87,6 +90,9 @@ func TestStartupGCLeavesAGOGCFromTheEnvironment(t *testing.T) {
 	}
 	if got := gcPercent(); got != 150 {
 		t.Fatalf("GC percent after sync with GOGC=150 set: %d, want 150", got)
+	}
+	if released != 0 {
+		t.Fatal("the heap was released by a StartupGC that changed nothing: the Releaser does that")
 	}
 }
 
@@ -106,7 +112,8 @@ func TestStartupGCRestoresWhenTheWaitEnds(t *testing.T) {
 	t.Setenv("GOGC", "")
 	withGCPercent(t, 100)
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &StartupGC{Percent: 25, Log: logr.Discard(), Settled: func(ctx context.Context) error {
+	released := 0
+	s := &StartupGC{Percent: 25, Log: logr.Discard(), release: func() { released++ }, Settled: func(ctx context.Context) error {
 		<-ctx.Done()
 		return ctx.Err()
 	}}
@@ -118,66 +125,16 @@ func TestStartupGCRestoresWhenTheWaitEnds(t *testing.T) {
 	if got := gcPercent(); got != 100 {
 		t.Fatalf("GC percent after a stop: %d, want 100", got)
 	}
+	if released != 0 {
+		t.Fatal("a manager stopping before its start-up settled returned its heap")
+	}
 
-	failed := &StartupGC{Percent: 25, Log: logr.Discard(), Settled: func(context.Context) error { return errors.New("no such kind") }}
+	failed := &StartupGC{Percent: 25, Log: logr.Discard(), release: func() {}, Settled: func(context.Context) error { return errors.New("no such kind") }}
 	failed.Lower()
 	if err := failed.Start(context.Background()); err == nil {
 		t.Fatal("a failed sync returned nil")
 	}
 	if got := gcPercent(); got != 100 {
 		t.Fatalf("GC percent after a failed sync: %d, want 100", got)
-	}
-}
-
-// fill models a cache's initial list: each of n objects is kept, and each
-// leaves garbage beside it (its JSON, the fields a transform drops), as a watch
-// event's decode does. It returns the heap the runtime keeps in spans
-// (HeapInuse) per byte of live objects, after a full collection.
-func fill(n int) float64 {
-	type object struct {
-		name, uid string
-		labels    map[string]string
-		spec      [24]string
-		status    *[12]string
-	}
-	// Start from a heap with nothing free in it, as a new process does.
-	debug.FreeOSMemory()
-	kept := make([]*object, n)
-	var junk [][]byte
-	for i := range kept {
-		// The event's bytes and the decoder's scratch: garbage once decoded.
-		junk = append(junk[:0], make([]byte, 1600), make([]byte, 400), make([]byte, 96))
-		o := &object{name: fmt.Sprintf("gettrx-cus_%08d", i), uid: fmt.Sprintf("%036d", i),
-			labels: map[string]string{"provider": "gettrx"}, status: new([12]string)}
-		for j := range o.spec {
-			o.spec[j] = fmt.Sprintf("field %d of %d", j, i)
-		}
-		kept[i] = o
-	}
-	runtime.KeepAlive(junk)
-	runtime.GC()
-	var m runtime.MemStats
-	runtime.ReadMemStats(&m)
-	runtime.KeepAlive(kept)
-	return float64(m.HeapInuse) / float64(m.HeapAlloc)
-}
-
-// BenchmarkCacheFill reports the heap in use per live byte after a model of
-// the initial list of 100,000 Customers, at the runtime's default GC percent
-// and at the start-up's:
-//
-//	go test ./internal/heaprelease -run '^$' -bench CacheFill -benchtime 5x
-func BenchmarkCacheFill(b *testing.B) {
-	for _, percent := range []int{100, 50, 25} {
-		b.Run(fmt.Sprintf("gogc=%d", percent), func(b *testing.B) {
-			before := debug.SetGCPercent(percent)
-			defer debug.SetGCPercent(before)
-			var ratio float64
-			for b.Loop() {
-				ratio = fill(100000)
-				debug.SetGCPercent(percent)
-			}
-			b.ReportMetric(ratio, "inuse/live")
-		})
 	}
 }
