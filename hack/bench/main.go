@@ -121,6 +121,8 @@ func main() {
 	latRate := flag.Float64("latency-rate", 100, "events per second of the latency load")
 	latFor := flag.Duration("latency-duration", 60*time.Second, "duration of the latency load")
 	memSizes := flag.String("memory-sizes", "10000,50000", "Customer counts at which the manager's RSS is measured")
+	memRounds := flag.Int("memory-rounds", 1, "fresh managers measured at each memory size (the median counts)")
+	memCompare := flag.String("memory-compare", "", "manager flags of a second manager measured after each one at each memory size, for an A/B in one run, e.g. --startup-gc-percent=0")
 	keep := flag.Bool("keep", false, "keep the state directory (logs) after the run")
 	workers := flag.Int("workers", 8, "the manager's --max-concurrent-reconciles, and the propagation baseline's concurrency")
 	only := flag.String("only", "ingest,propagation,latency,memory", "the phases to run, comma-separated")
@@ -184,7 +186,7 @@ func main() {
 		}
 		n, err := strconv.Atoi(strings.TrimSpace(s))
 		check(err)
-		rss, objs := b.memory(n, &res)
+		rss, objs := b.memory(n, *memRounds, strings.Fields(*memCompare))
 		switch n {
 		case 10000:
 			res.RSSBytes10k, res.ObjectsBytes10k = rss, objs
@@ -695,7 +697,7 @@ func (b *bench) logWindows(results []*localcluster.Result, r *localcluster.Recei
 // stored, status included and managed fields stripped (as main.go's cache
 // transform strips them). The log also gives the manager's peak RSS: its
 // start-up, the initial list of every Customer.
-func (b *bench) memory(n int, res *Result) (rss, objBytes int64) {
+func (b *bench) populate(n int) {
 	ns := "memory"
 	var nsObj corev1.Namespace
 	if err := b.k8s.Get(b.ctx, client.ObjectKey{Name: ns}, &nsObj); err != nil {
@@ -741,11 +743,16 @@ func (b *bench) memory(n int, res *Result) (rss, objBytes int64) {
 		b.report(fmt.Sprintf("memory, first status of %d Customers", n-have), before, b.snapshot(), float64(n-have), "status write")
 		b.logf("memory: %d Customers created in %.0fs, their first status written by %.0fs", n-have, created.Seconds(), time.Since(began).Seconds())
 	}
+}
 
-	name := fmt.Sprintf("manager-memory-%d", n)
+// measureMemory starts a fresh --mode=controllers manager (with extra flags)
+// over the n settled Customers and reads its RSS once it has idled.
+func (b *bench) measureMemory(n int, name string, extra []string) (rss, peak, objBytes int64) {
 	started := time.Now()
 	beforeStart := b.snapshot()
-	m, err := b.cp.StartManager(b.ctx, b.bin, managerOptions(name, "controllers"))
+	opts := managerOptions(name, "controllers")
+	opts.Extra = extra
+	m, err := b.cp.StartManager(b.ctx, b.bin, opts)
 	check(err)
 	defer m.Stop(10 * time.Second)
 	b.waitStarted(m)
@@ -762,7 +769,7 @@ func (b *bench) memory(n int, res *Result) (rss, objBytes int64) {
 	// running a while, not the tail of its start-up.
 	b.idle(m)
 
-	list = crmv1alpha1.CustomerList{}
+	var list crmv1alpha1.CustomerList
 	check(b.k8s.List(b.ctx, &list))
 	for i := range list.Items {
 		c := &list.Items[i]
@@ -774,21 +781,52 @@ func (b *bench) memory(n int, res *Result) (rss, objBytes int64) {
 	cached := len(list.Items)
 	list = crmv1alpha1.CustomerList{}
 	// A heap profile with gc=1 runs a GC first; RSS then holds the live heap, not garbage.
-	<-b.profile(m, fmt.Sprintf("heap-%d.pprof", n), "/debug/pprof/heap?gc=1")
+	<-b.profile(m, name+".pprof", "/debug/pprof/heap?gc=1")
 	time.Sleep(2 * time.Second)
 	rss, err = m.RSS()
 	check(err)
-	peak, err := m.PeakRSS()
+	peak, err = m.PeakRSS()
 	check(err)
 	anon, err1 := m.StatusBytes("RssAnon")
 	file, err2 := m.StatusBytes("RssFile")
 	check(errors.Join(err1, err2))
 	// The heap profile in text form ends with the runtime's MemStats: what of the
 	// RSS is heap, and how much of it free.
-	<-b.profile(m, fmt.Sprintf("heap-%d.txt", n), "/debug/pprof/heap?debug=1")
-	b.logf("memory: %d Customers (%d JSON bytes, %.0f each) cached: steady RSS %d MiB (%.2f× the objects; %d MiB anonymous, %d MiB file), peak RSS %d MiB (%.2f×)",
-		cached, objBytes, float64(objBytes)/float64(cached), rss>>20, float64(rss)/float64(objBytes), anon>>20, file>>20, peak>>20, float64(peak)/float64(objBytes))
+	<-b.profile(m, name+".txt", "/debug/pprof/heap?debug=1")
+	b.logf("memory: %s, %d Customers (%d JSON bytes, %.0f each) cached: steady RSS %d MiB (%.2f× the objects; %d MiB anonymous, %d MiB file), peak RSS %d MiB (%.2f×)",
+		name, cached, objBytes, float64(objBytes)/float64(cached), rss>>20, float64(rss)/float64(objBytes), anon>>20, file>>20, peak>>20, float64(peak)/float64(objBytes))
+	return rss, peak, objBytes
+}
+
+// memory measures the manager's RSS over n Customers: rounds fresh managers
+// as it ships, alternating with as many started with compare's flags when
+// there are any, all over the same Customers; it returns the shipped
+// manager's median and logs the comparison's.
+func (b *bench) memory(n, rounds int, compare []string) (rss, objBytes int64) {
+	b.populate(n)
+	var shipped, compared, shippedPeak, comparedPeak []int64
+	for i := range max(rounds, 1) {
+		r, p, o := b.measureMemory(n, fmt.Sprintf("manager-memory-%d-%d", n, i), nil)
+		shipped, shippedPeak, objBytes = append(shipped, r), append(shippedPeak, p), o
+		if len(compare) > 0 {
+			r, p, _ := b.measureMemory(n, fmt.Sprintf("manager-memory-%d-%d-compared", n, i), compare)
+			compared, comparedPeak = append(compared, r), append(comparedPeak, p)
+		}
+	}
+	rss = median(shipped)
+	if len(compare) > 0 {
+		b.logf("memory at %d Customers, medians of %d alternating managers: steady RSS %d MiB (%.2f×) against %d MiB (%.2f×) with %v, ratio %.2f; peak %d MiB against %d MiB, ratio %.2f",
+			n, len(shipped), rss>>20, float64(rss)/float64(objBytes), median(compared)>>20, float64(median(compared))/float64(objBytes), compare,
+			float64(rss)/float64(median(compared)), median(shippedPeak)>>20, median(comparedPeak)>>20, float64(median(shippedPeak))/float64(median(comparedPeak)))
+	}
 	return rss, objBytes
+}
+
+// median of a few byte counts (the lower middle one of an even count).
+func median(v []int64) int64 {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	return s[(len(s)-1)/2]
 }
 
 // idleSettle is how long the memory phase lets the quiet manager idle before it
