@@ -95,6 +95,10 @@ type Result struct {
 type Machine struct {
 	Cores    int    `json:"cores"`
 	CPUModel string `json:"cpu_model"`
+	// A virtual machine's model name is often generic ("AMD EPYC"); the
+	// family tells its generations apart, and runs on different ones do not
+	// compare.
+	CPUFamily string `json:"cpu_family,omitempty"`
 }
 
 type bench struct {
@@ -949,7 +953,11 @@ func printTable(r *Result) {
 		}
 		return "**missed**"
 	}
-	fmt.Printf("\nMachine: %d cores, %s. Bench took %.0f s.\n\n", r.Machine.Cores, r.Machine.CPUModel, r.DurationS)
+	model := r.Machine.CPUModel
+	if r.Machine.CPUFamily != "" {
+		model += " (CPU family " + r.Machine.CPUFamily + ")"
+	}
+	fmt.Printf("\nMachine: %d cores, %s. Bench took %.0f s.\n\n", r.Machine.Cores, model, r.DurationS)
 	fmt.Println("| figure | measured | baseline (same run) | target | |")
 	fmt.Println("|---|---|---|---|---|")
 	fmt.Printf("| ingest, 16 senders | %.0f events/s | %.0f raw creates/s | | |\n", r.IngestEventsPerS, r.IngestRawCreatesPerS)
@@ -970,10 +978,16 @@ func printTable(r *Result) {
 func machine() Machine {
 	m := Machine{Cores: runtime.NumCPU(), CPUModel: "unknown"}
 	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
-		for line := range strings.SplitSeq(string(data), "\n") {
-			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+		// The first processor's fields; the blank line ends them.
+		first, _, _ := strings.Cut(string(data), "\n\n")
+		for line := range strings.SplitSeq(first, "\n") {
+			k, v, ok := strings.Cut(line, ":")
+			switch k = strings.TrimSpace(k); {
+			case !ok:
+			case k == "model name":
 				m.CPUModel = strings.TrimSpace(v)
-				break
+			case k == "cpu family":
+				m.CPUFamily = strings.TrimSpace(v)
 			}
 		}
 	}
