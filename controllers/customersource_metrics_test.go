@@ -24,7 +24,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/util/retry"
-	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	crmv1alpha1 "github.com/customer-operator/customer-operator/api/v1alpha1"
 )
@@ -35,21 +34,13 @@ var _ = Describe("customer_operator_source_ready", func() {
 	// Reading it through the registry rather than sourceReady.WithLabelValues keeps
 	// the read from creating the series it looks for.
 	readiness := func(g Gomega, source string) string {
-		families, err := metrics.Registry.Gather()
+		values, err := registryGauges("customer_operator_source_ready", "source", source)
 		g.Expect(err).NotTo(HaveOccurred())
-		for _, f := range families {
-			if f.GetName() != "customer_operator_source_ready" {
-				continue
-			}
-			for _, m := range f.GetMetric() {
-				for _, l := range m.GetLabel() {
-					if l.GetName() == "source" && l.GetValue() == source {
-						return strconv.FormatFloat(m.GetGauge().GetValue(), 'g', -1, 64)
-					}
-				}
-			}
+		if len(values) == 0 {
+			return "absent"
 		}
-		return "absent"
+		g.Expect(values).To(HaveLen(1))
+		return strconv.FormatFloat(values[0], 'g', -1, 64)
 	}
 
 	It("is 1 while the source is Ready, 0 once its Secret is broken, and gone with the source", func() {

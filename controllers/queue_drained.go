@@ -57,22 +57,34 @@ func QueueDrained(ctx context.Context, controller string, poll time.Duration) er
 // QueueDepth is the named controller's work queue depth, summed over its
 // priorities, from controller-runtime's metrics registry.
 func QueueDepth(controller string) (float64, error) {
+	values, err := registryGauges("workqueue_depth", "controller", controller)
+	var depth float64
+	for _, v := range values {
+		depth += v
+	}
+	return depth, err
+}
+
+// registryGauges returns the values of a gauge's series in controller-runtime's
+// metrics registry whose label has the given value, as /metrics serves them.
+// Reading the registry, not the vector, creates no series that is not there.
+func registryGauges(metric, label, value string) ([]float64, error) {
 	families, err := metrics.Registry.Gather()
 	if err != nil {
-		return 0, fmt.Errorf("reading the work queue metrics: %w", err)
+		return nil, fmt.Errorf("gathering the metrics for %s: %w", metric, err)
 	}
-	var depth float64
+	var values []float64
 	for _, f := range families {
-		if f.GetName() != "workqueue_depth" {
+		if f.GetName() != metric {
 			continue
 		}
 		for _, m := range f.GetMetric() {
 			for _, l := range m.GetLabel() {
-				if l.GetName() == "controller" && l.GetValue() == controller {
-					depth += m.GetGauge().GetValue()
+				if l.GetName() == label && l.GetValue() == value {
+					values = append(values, m.GetGauge().GetValue())
 				}
 			}
 		}
 	}
-	return depth, nil
+	return values, nil
 }
