@@ -549,6 +549,7 @@ func (r *CustomerReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		workers = 8
 	}
 	return ctrl.NewControllerManagedBy(mgr).
+		Named(CustomerControllerName).
 		For(&crmv1alpha1.Customer{}, builder.WithPredicates(customerChanged)).
 		Watches(&crmv1alpha1.CustomerSink{}, sinkToCustomers, builder.WithPredicates(sinkChangedForCustomers)).
 		WatchesRawSource(r.Deliveries.CustomerEvents()).

@@ -24,8 +24,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 )
 
-// CustomerControllerName names the Customer controller's work queue in
-// controller-runtime's metrics (workqueue_depth{controller="customer"}).
+// CustomerControllerName names the Customer controller, and so its work queue
+// in controller-runtime's metrics (workqueue_depth{controller="customer"}).
 const CustomerControllerName = "customer"
 
 // QueueDrained returns once the named controller's work queue has held nothing

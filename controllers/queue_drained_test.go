@@ -18,7 +18,6 @@ package controllers
 
 import (
 	"context"
-	"fmt"
 	"testing"
 	"time"
 
@@ -78,6 +77,6 @@ func TestQueueDrainedFollowsTheControllersQueue(t *testing.T) {
 		t.Fatal("QueueDrained returned nil for a cancelled wait")
 	}
 	if depth, _ := QueueDepth("no-such-controller"); depth != 0 {
-		t.Fatal(fmt.Sprint("a controller with no queue has depth ", depth))
+		t.Fatalf("a controller with no queue has depth %v", depth)
 	}
 }

@@ -691,16 +691,10 @@ func (b *bench) logWindows(results []*localcluster.Result, r *localcluster.Recei
 	b.logf("latency by 10 s of the load (ms): %s", strings.Join(parts, "; "))
 }
 
-// memory creates Customers until the cluster holds n and gives each new one
+// populate creates Customers until the cluster holds n and gives each new one
 // the first status the controller would write (a NoSinks status, as for any
-// Customer the webhook server creates), then starts a fresh --mode=controllers
-// manager over the settled Customers and reads its RSS in the steady state a
-// platform team sizes by: every Customer cached and reconciled, the manager
-// quiet and idle, after a forced GC. That is the manager of every rollout and
-// failover. The figure is set against the JSON bytes of the objects as then
-// stored, status included and managed fields stripped (as main.go's cache
-// transform strips them). The log also gives the manager's peak RSS: its
-// start-up, the initial list of every Customer.
+// Customer the webhook server creates), so that a manager started over them
+// finds nothing to write.
 func (b *bench) populate(n int) {
 	ns := "memory"
 	var nsObj corev1.Namespace
@@ -802,10 +796,18 @@ func (b *bench) measureMemory(n int, name string, extra []string) (rss, peak, ob
 	return rss, peak, objBytes
 }
 
-// memory measures the manager's RSS over n Customers: rounds fresh managers
-// as it ships, alternating with as many started with compare's flags when
-// there are any, all over the same Customers; it returns the shipped
-// manager's median and logs the comparison's.
+// memory populates n Customers, then starts fresh --mode=controllers managers
+// over the settled Customers and reads their RSS in the steady state a
+// platform team sizes by: every Customer cached and reconciled, the manager
+// quiet and idle, after a forced GC. That is the manager of every rollout and
+// failover. The figure is set against the JSON bytes of the objects as then
+// stored, status included and managed fields stripped (as main.go's cache
+// transform strips them). The log also gives the manager's peak RSS: its
+// start-up, the initial list of every Customer.
+//
+// It measures rounds managers as they ship, alternating with as many started
+// with compare's flags when there are any, all over the same Customers; it
+// returns the shipped manager's median and logs the comparison's.
 func (b *bench) memory(n, rounds int, compare []string) (rss, objBytes int64) {
 	b.populate(n)
 	var shipped, compared, shippedPeak, comparedPeak []int64

@@ -106,15 +106,19 @@ func (r *Releaser) check(prev, now sample) sample {
 	if !idle || reclaimable < max(minFree, now.live/4) {
 		return now
 	}
-	release := r.release
-	if release == nil {
-		release = debug.FreeOSMemory
-	}
 	began := time.Now()
-	release()
+	orFreeOSMemory(r.release)()
 	after := read()
 	r.Log.V(1).Info("returned the free heap to the OS", "reclaimable", reclaimable, "live", after.live, "took", time.Since(began))
 	return after
+}
+
+// orFreeOSMemory is release, or debug.FreeOSMemory when a test has not set one.
+func orFreeOSMemory(release func()) func() {
+	if release == nil {
+		return debug.FreeOSMemory
+	}
+	return release
 }
 
 // NeedLeaderElection is false: the webhook server runs on every replica.

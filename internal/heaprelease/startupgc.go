@@ -97,11 +97,7 @@ func (s *StartupGC) restore(settled bool) {
 		// percent back, its scavenger would keep up to twice the live heap
 		// resident, and the Releaser only sees it once the process has idled
 		// for a while.
-		release := s.release
-		if release == nil {
-			release = debug.FreeOSMemory
-		}
-		release()
+		orFreeOSMemory(s.release)()
 		s.Log.Info("start-up settled: GC percent restored", "startupPercent", s.Percent, "percent", s.previous)
 	})
 }
