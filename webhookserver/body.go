@@ -21,6 +21,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/netip"
+	"sync"
 	"time"
 
 	"golang.org/x/sync/semaphore"
@@ -57,27 +59,29 @@ func (b *bodyBudget) release(n int64) {
 	bufferedBytes.Sub(float64(n))
 }
 
-// readBody reads a request body of at most limit bytes within the budget. With
-// a Content-Length (already known not to exceed limit) the whole length is
-// reserved up front and read into a buffer of exactly that size; without one the
-// buffer grows by doubling, each growth reserved before it is made. done gives
+// firstChunk is what a body's buffer starts at, and so what a connection that
+// has announced a body but sent none of it holds of the budget.
+const firstChunk = 16 << 10
+
+// readBody reads a request body of at most limit bytes within the budget. The
+// bytes are reserved as they arrive, not as announced: the buffer starts at
+// firstChunk and doubles, each growth reserved before it is made, up to the
+// Content-Length (already known not to exceed limit), or to one byte past the
+// limit for a body without one, to see that it ends. So a client that announces
+// a large body and stalls holds little, and the peak of a body of n bytes is
+// under 2n (the old and the new buffer while the bytes are copied). done gives
 // the reservation back; the caller calls it once it no longer needs the body.
 func (b *bodyBudget) readBody(r *http.Request, limit int64, retryAfter time.Duration) (body []byte, done func(), rej *rejection) {
-	if n := r.ContentLength; n >= 0 {
-		if !b.reserve(n) {
-			return nil, nil, serverBusy(retryAfter)
-		}
-		buf := make([]byte, n)
-		if _, err := io.ReadFull(r.Body, buf); err != nil {
-			b.release(n)
-			return nil, nil, readFailed(err)
-		}
-		return buf, func() { b.release(n) }, nil
+	want, known := limit+1, r.ContentLength >= 0
+	if known {
+		want = r.ContentLength
 	}
-
+	if want == 0 {
+		return []byte{}, func() {}, nil
+	}
 	var reserved int64
 	done = func() { b.release(reserved) }
-	size := min(int64(64<<10), limit+1)
+	size := min(int64(firstChunk), want)
 	if !b.reserve(size) {
 		return nil, nil, serverBusy(retryAfter)
 	}
@@ -85,13 +89,10 @@ func (b *bodyBudget) readBody(r *http.Request, limit int64, retryAfter time.Dura
 	buf := make([]byte, 0, size)
 	for {
 		if len(buf) == cap(buf) {
-			if int64(len(buf)) > limit {
-				done()
-				return nil, nil, bodyTooLarge(limit)
+			if int64(len(buf)) >= want {
+				break
 			}
-			// Both buffers exist while the bytes are copied: reserve the new one
-			// before, give the old one back after.
-			next := min(2*int64(cap(buf)), limit+1)
+			next := min(2*int64(cap(buf)), want)
 			if !b.reserve(next) {
 				done()
 				return nil, nil, serverBusy(retryAfter)
@@ -112,11 +113,64 @@ func (b *bodyBudget) readBody(r *http.Request, limit int64, retryAfter time.Dura
 			return nil, nil, readFailed(err)
 		}
 	}
+	if known && int64(len(buf)) < want {
+		done()
+		return nil, nil, readFailed(io.ErrUnexpectedEOF)
+	}
 	if int64(len(buf)) > limit {
 		done()
 		return nil, nil, bodyTooLarge(limit)
 	}
 	return buf, done, nil
+}
+
+// readSlots caps the request bodies being read at once per client address
+// before the request is authenticated: reading is where a slow client holds a
+// connection, a goroutine and its part of the body budget, and an address that
+// holds many of them at once is not a provider delivering webhooks. The map
+// holds only addresses with a read in flight, so it is bounded by the server's
+// connections.
+type readSlots struct {
+	perAddress int
+
+	mu     sync.Mutex
+	active map[netip.Prefix]int
+}
+
+func newReadSlots(perAddress int) *readSlots {
+	return &readSlots{perAddress: perAddress, active: map[netip.Prefix]int{}}
+}
+
+// acquire takes a slot for addr; release gives it back.
+func (s *readSlots) acquire(addr netip.Prefix) bool {
+	if s.perAddress <= 0 || !addr.IsValid() {
+		return true
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.active[addr] >= s.perAddress {
+		return false
+	}
+	s.active[addr]++
+	return true
+}
+
+func (s *readSlots) release(addr netip.Prefix) {
+	if s.perAddress <= 0 || !addr.IsValid() {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.active[addr] <= 1 {
+		delete(s.active, addr)
+		return
+	}
+	s.active[addr]--
+}
+
+func tooManyReads(retryAfter time.Duration) *rejection {
+	return &rejection{status: http.StatusTooManyRequests, reason: reasonTooManyReads,
+		message: "too many request bodies being read from this address, retry later", retryAfter: retryAfter}
 }
 
 func serverBusy(retryAfter time.Duration) *rejection {

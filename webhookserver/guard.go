@@ -24,37 +24,39 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/time/rate"
+	"k8s.io/apimachinery/pkg/types"
 )
 
-// maxTrackedAddresses bounds the client addresses whose failed authentications
-// are counted. Past it (after pruning) a new address is not tracked: the limit
-// then fails open, while the body budget still bounds what any client costs.
-const maxTrackedAddresses = 1 << 16
+// maxTracked bounds the keys a failure budget counts. Past it (after pruning) a
+// new key is not tracked: the budget then fails open, while the body budget and
+// the per-address read cap still bound what any client costs.
+const maxTracked = 1 << 16
 
-// addressGuard limits failed authentications per client address: an address
-// may fail perMinute times at once, then perMinute times a minute; while it is
-// over, every request from it is answered 429 before anything else is done. IPv6
-// clients are counted per /64, the block one subscriber usually holds.
-type addressGuard struct {
+// failureBudget limits failed authentications per key: a key may fail perMinute
+// times at once, then perMinute times a minute; while it is over, its requests
+// are answered 429 before anything else is done.
+type failureBudget[K comparable] struct {
 	perMinute int
+	gauge     prometheus.Gauge
 
 	mu      sync.Mutex
-	entries map[netip.Prefix]*rate.Limiter
+	entries map[K]*rate.Limiter
 }
 
-func newAddressGuard(perMinute int) *addressGuard {
-	return &addressGuard{perMinute: perMinute, entries: map[netip.Prefix]*rate.Limiter{}}
+func newFailureBudget[K comparable](perMinute int, gauge prometheus.Gauge) *failureBudget[K] {
+	return &failureBudget[K]{perMinute: perMinute, gauge: gauge, entries: map[K]*rate.Limiter{}}
 }
 
-// blocked says whether addr is over its limit, and for how long still.
-func (g *addressGuard) blocked(addr netip.Prefix, now time.Time) (time.Duration, bool) {
-	if g.perMinute <= 0 || !addr.IsValid() {
+// blocked says whether k is over its budget, and for how long still.
+func (b *failureBudget[K]) blocked(k K, now time.Time) (time.Duration, bool) {
+	if b.perMinute <= 0 {
 		return 0, false
 	}
-	g.mu.Lock()
-	l := g.entries[addr]
-	g.mu.Unlock()
+	b.mu.Lock()
+	l := b.entries[k]
+	b.mu.Unlock()
 	if l == nil || l.TokensAt(now) >= 1 {
 		return 0, false
 	}
@@ -64,50 +66,114 @@ func (g *addressGuard) blocked(addr netip.Prefix, now time.Time) (time.Duration,
 	return max(d, time.Second), true
 }
 
-// failed counts a failed authentication from addr.
-func (g *addressGuard) failed(addr netip.Prefix, now time.Time) {
-	if g.perMinute <= 0 || !addr.IsValid() {
+// failed counts a failure of k.
+func (b *failureBudget[K]) failed(k K, now time.Time) {
+	if b.perMinute <= 0 {
 		return
 	}
-	g.mu.Lock()
-	l := g.entries[addr]
+	b.mu.Lock()
+	l := b.entries[k]
 	if l == nil {
-		if len(g.entries) >= maxTrackedAddresses {
-			g.pruneLocked(now)
+		if len(b.entries) >= maxTracked {
+			b.pruneLocked(now, nil)
 		}
-		if len(g.entries) >= maxTrackedAddresses {
-			g.mu.Unlock()
+		if len(b.entries) >= maxTracked {
+			b.mu.Unlock()
 			return
 		}
-		l = rate.NewLimiter(rate.Limit(float64(g.perMinute)/60), g.perMinute)
-		g.entries[addr] = l
-		trackedAddresses.Set(float64(len(g.entries)))
+		l = rate.NewLimiter(rate.Limit(float64(b.perMinute)/60), b.perMinute)
+		b.entries[k] = l
+		b.gauge.Set(float64(len(b.entries)))
 	}
-	g.mu.Unlock()
+	b.mu.Unlock()
 	l.AllowN(now, 1)
 }
 
-// prune forgets the addresses that have earned back all their allowance: they
-// are as good as new, so keeping them would only grow the map.
-func (g *addressGuard) prune(now time.Time) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	g.pruneLocked(now)
+// prune forgets the keys that have earned back their whole allowance, they are
+// as good as new, and the keys gone says are gone.
+func (b *failureBudget[K]) prune(now time.Time, gone func(K) bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.pruneLocked(now, gone)
 }
 
-func (g *addressGuard) pruneLocked(now time.Time) {
-	for addr, l := range g.entries {
-		if l.TokensAt(now) >= float64(l.Burst()) {
-			delete(g.entries, addr)
+func (b *failureBudget[K]) pruneLocked(now time.Time, gone func(K) bool) {
+	for k, l := range b.entries {
+		if l.TokensAt(now) >= float64(l.Burst()) || (gone != nil && gone(k)) {
+			delete(b.entries, k)
 		}
 	}
-	trackedAddresses.Set(float64(len(g.entries)))
+	b.gauge.Set(float64(len(b.entries)))
 }
 
-func (g *addressGuard) tracked() int {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return len(g.entries)
+func (b *failureBudget[K]) tracked() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.entries)
+}
+
+// sourceClient is one client address sending to one source.
+type sourceClient struct {
+	addr   netip.Prefix
+	source types.UID
+}
+
+// addressGuard holds the failure budgets. Providers send every tenant's webhooks
+// from a few shared egress addresses, so the budget that locks out is the one of
+// an address at one source: a tenant whose source keeps failing (a wrong key, a
+// stranger guessing) blocks that address at that source only. A looser budget
+// per address, across sources and unknown paths, stays, so that guessing many
+// paths or many sources is bounded too. IPv6 clients are counted per /64, the
+// block one subscriber usually holds.
+type addressGuard struct {
+	address *failureBudget[netip.Prefix]
+	source  *failureBudget[sourceClient]
+}
+
+func newAddressGuard(perSource, perAddress int) *addressGuard {
+	return &addressGuard{
+		address: newFailureBudget[netip.Prefix](perAddress, trackedAddresses),
+		source:  newFailureBudget[sourceClient](perSource, trackedSourceClients),
+	}
+}
+
+// addressBlocked says whether addr is over its budget across all sources.
+func (g *addressGuard) addressBlocked(addr netip.Prefix, now time.Time) (time.Duration, bool) {
+	if !addr.IsValid() {
+		return 0, false
+	}
+	return g.address.blocked(addr, now)
+}
+
+// sourceBlocked says whether addr is over its budget at the source.
+func (g *addressGuard) sourceBlocked(addr netip.Prefix, source types.UID, now time.Time) (time.Duration, bool) {
+	if !addr.IsValid() {
+		return 0, false
+	}
+	return g.source.blocked(sourceClient{addr, source}, now)
+}
+
+// failed counts a failure from addr at a source; an empty source (an unknown
+// path) counts against the address alone.
+func (g *addressGuard) failed(addr netip.Prefix, source types.UID, now time.Time) {
+	if !addr.IsValid() {
+		return
+	}
+	g.address.failed(addr, now)
+	if source != "" {
+		g.source.failed(sourceClient{addr, source}, now)
+	}
+}
+
+// prune forgets the keys that earned back their allowance, and those of the
+// sources live does not hold.
+func (g *addressGuard) prune(now time.Time, live func(types.UID) bool) {
+	g.address.prune(now, nil)
+	var gone func(sourceClient) bool
+	if live != nil {
+		gone = func(k sourceClient) bool { return !live(k.source) }
+	}
+	g.source.prune(now, gone)
 }
 
 // clientAddress is the address a request is counted against: the peer, or, when

@@ -31,12 +31,12 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	crmv1alpha1 "github.com/customer-operator/customer-operator/api/v1alpha1"
@@ -47,9 +47,19 @@ import (
 // rawRequest sends a request's head and the first sent bytes of its body by
 // hand, and returns the connection so the test decides what comes next.
 func rawRequest(baseURL, path string, header http.Header, contentLength int, sent []byte) net.Conn {
+	return rawRequestFrom(netip.Addr{}, baseURL, path, header, contentLength, sent)
+}
+
+// rawRequestFrom is rawRequest from a local address of the loopback network
+// (127.0.0.0/8), so that a test has clients with addresses of their own.
+func rawRequestFrom(from netip.Addr, baseURL, path string, header http.Header, contentLength int, sent []byte) net.Conn {
 	u, err := url.Parse(baseURL)
 	ExpectWithOffset(1, err).NotTo(HaveOccurred())
-	conn, err := net.DialTimeout("tcp", u.Host, 5*time.Second)
+	d := net.Dialer{Timeout: 5 * time.Second}
+	if from.IsValid() {
+		d.LocalAddr = &net.TCPAddr{IP: from.AsSlice()}
+	}
+	conn, err := d.Dial("tcp", u.Host)
 	ExpectWithOffset(1, err).NotTo(HaveOccurred())
 	var head bytes.Buffer
 	fmt.Fprintf(&head, "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Length: %d\r\n", path, u.Host, contentLength)
@@ -173,7 +183,9 @@ var _ = Describe("Limits before authentication", func() {
 	})
 
 	It("bounds the body bytes buffered across the server: past it 503 with Retry-After", func() {
-		srv, srvURL := startTestServer(cfg, Options{BindAddress: "127.0.0.1:0", MaxBufferedBytes: 1_500_000})
+		// Room for two bodies of the largest size, one of them still growing,
+		// and a little more.
+		srv, srvURL := startTestServer(cfg, Options{BindAddress: "127.0.0.1:0", MaxBodyBytes: 1_000_000, MaxBufferedBytes: 2_600_000})
 		createSource(ns, "gettrx", crmv1alpha1.ProviderGETTRX, gettrxSecret)
 		path := "/hooks/" + ns + "/gettrx"
 		Eventually(func() int {
@@ -181,16 +193,18 @@ var _ = Describe("Limits before authentication", func() {
 			return code
 		}, 20*time.Second, 50*time.Millisecond).ShouldNot(Equal(http.StatusNotFound))
 
-		By("one stalled 1 MB body holding most of the budget")
+		By("two stalled 1 MB bodies holding most of the budget")
 		held := rawRequest(srvURL, path, http.Header{"X-Webhook-Signature": {strings.Repeat("0", 64)}}, 1_000_000, bytes.Repeat([]byte("x"), 999_999))
 		defer func() { _ = held.Close() }()
+		held2 := rawRequest(srvURL, path, http.Header{"X-Webhook-Signature": {strings.Repeat("0", 64)}}, 1_000_000, bytes.Repeat([]byte("x"), 999_999))
+		defer func() { _ = held2.Close() }()
 		Eventually(func() bool {
-			free := srv.budget.sem.TryAcquire(600_000)
+			free := srv.budget.sem.TryAcquire(700_000)
 			if free {
-				srv.budget.sem.Release(600_000)
+				srv.budget.sem.Release(700_000)
 			}
 			return free
-		}, 10*time.Second, 20*time.Millisecond).Should(BeFalse(), "the held body is reserved")
+		}, 10*time.Second, 20*time.Millisecond).Should(BeFalse(), "the held bodies are reserved")
 
 		big := gettrxEvent("evt_big", "customer.created", 1000, "cus_big", "big")
 		big = append(big[:len(big)-1], []byte(`,"pad":"`+strings.Repeat("p", 600_000)+`"}`)...)
@@ -214,7 +228,7 @@ var _ = Describe("Limits before authentication", func() {
 	})
 
 	It("limits failed authentications per client address, also behind a trusted proxy", func() {
-		srv, srvURL := startTestServer(cfg, Options{BindAddress: "127.0.0.1:0", AuthFailuresPerMinute: 3,
+		srv, srvURL := startTestServer(cfg, Options{BindAddress: "127.0.0.1:0", AuthFailuresPerMinute: 3, AddressFailuresPerMinute: 1000,
 			TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
 		createSource(ns, "gettrx", crmv1alpha1.ProviderGETTRX, gettrxSecret)
 		path := srvURL + "/hooks/" + ns + "/gettrx"
@@ -248,7 +262,8 @@ var _ = Describe("Limits before authentication", func() {
 		Expect(code).To(Equal(http.StatusTooManyRequests), "the left part of X-Forwarded-For is the client's to forge: %s", resp)
 		code, resp = do(http.MethodPost, path, body, from("198.51.100.9", header))
 		Expect(code).To(Equal(http.StatusOK), "another client is not affected: %s", resp)
-		Expect(srv.guard.tracked()).To(Equal(2), "192.0.2.1 and 203.0.113.7 failed")
+		Expect(srv.guard.address.tracked()).To(Equal(2), "192.0.2.1 and 203.0.113.7 failed")
+		Expect(srv.guard.source.tracked()).To(Equal(2), "each at one source")
 	})
 
 	It("says only the status and a reason before authentication, and tells the details to the source's Events", func() {
@@ -419,20 +434,24 @@ var _ = Describe("State that only grows", func() {
 		}
 	})
 
-	It("forgets client addresses once they have earned back their allowance", func() {
-		g := newAddressGuard(3)
+	It("forgets client addresses once they have earned back their allowance, and those of deleted sources", func() {
+		g := newAddressGuard(3, 5)
 		t0 := time.Now()
 		a := netip.MustParsePrefix("203.0.113.7/32")
 		for range 3 {
-			g.failed(a, t0)
+			g.failed(a, "uid-a", t0)
 		}
-		_, blocked := g.blocked(a, t0)
+		_, blocked := g.sourceBlocked(a, "uid-a", t0)
 		Expect(blocked).To(BeTrue())
-		g.prune(t0.Add(10 * time.Second))
-		Expect(g.tracked()).To(Equal(1), "still paying back")
-		g.prune(t0.Add(61 * time.Second))
-		Expect(g.tracked()).To(BeZero())
-		Expect(testutil.ToFloat64(trackedAddresses)).To(BeNumerically(">=", 0))
+		_, blocked = g.addressBlocked(a, t0)
+		Expect(blocked).To(BeFalse(), "3 of the address's 5")
+		g.prune(t0.Add(10*time.Second), nil)
+		Expect(g.source.tracked()).To(Equal(1), "still paying back")
+		Expect(g.address.tracked()).To(Equal(1), "still paying back")
+		g.prune(t0.Add(10*time.Second), func(uid types.UID) bool { return uid != "uid-a" })
+		Expect(g.source.tracked()).To(BeZero(), "the source is gone")
+		g.prune(t0.Add(61*time.Second), nil)
+		Expect(g.address.tracked()).To(BeZero())
 	})
 
 	It("counts IPv6 clients per /64, and takes the client from X-Forwarded-For only from a trusted proxy", func() {

@@ -59,7 +59,12 @@ var (
 
 	trackedAddresses = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "customer_operator_webhook_tracked_client_addresses",
-		Help: "Client addresses with recent failed authentications the server keeps count of.",
+		Help: "Client addresses with recent failed authentications or unknown paths the server keeps count of (bounded by 65536).",
+	})
+
+	trackedSourceClients = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "customer_operator_webhook_tracked_source_clients",
+		Help: "Pairs of client address and source with recent failed authentications the server keeps count of (bounded by 65536).",
 	})
 )
 
@@ -75,5 +80,5 @@ func forgetSource(source string) {
 
 func init() {
 	// The manager serves controller-runtime's registry on its metrics endpoint.
-	metrics.Registry.MustRegister(requestsTotal, rejectionsTotal, eventsTotal, requestDuration, bufferedBytes, trackedAddresses)
+	metrics.Registry.MustRegister(requestsTotal, rejectionsTotal, eventsTotal, requestDuration, bufferedBytes, trackedAddresses, trackedSourceClients)
 }

@@ -57,10 +57,20 @@ type Options struct {
 	// MaxBufferedBytes bounds the body bytes buffered at once across the server;
 	// a request whose body does not fit is answered 503 with Retry-After.
 	MaxBufferedBytes int64
-	// AuthFailuresPerMinute is how many failed authentications one client address
-	// may make at once, and then per minute; past it its requests are answered
-	// 429. Negative: no limit.
+	// AuthFailuresPerMinute is how many failed authentications (and bodies that
+	// stalled or broke off) one client address may make at one source at once,
+	// and then per minute; past it its requests to that source are answered 429.
+	// Negative: no limit.
 	AuthFailuresPerMinute int
+	// AddressFailuresPerMinute is the same across every source and unknown path:
+	// looser, because providers send all tenants' webhooks from a few shared
+	// addresses, and one tenant's failing source must not lock them out of the
+	// others. Negative: no limit.
+	AddressFailuresPerMinute int
+	// MaxBodyReadsPerAddress bounds the request bodies one client address may
+	// have being read at once before they are authenticated; past it the answer
+	// is 429. Negative: no limit.
+	MaxBodyReadsPerAddress int
 	// TrustedProxies are the reverse proxies (an Ingress controller) whose
 	// X-Forwarded-For header names the client address. Empty: the peer is.
 	TrustedProxies []netip.Prefix
@@ -97,13 +107,19 @@ var DefaultOptions = Options{
 	// deliveries, or 32 of the largest, at once.
 	MaxBufferedBytes:      32 << 20,
 	AuthFailuresPerMinute: 30,
-	ReadHeaderTimeout:     5 * time.Second,
-	ReadTimeout:           15 * time.Second,
-	WriteTimeout:          30 * time.Second,
-	APITimeout:            10 * time.Second,
-	RetryAfter:            5 * time.Second,
-	EventInterval:         time.Minute,
-	SweepInterval:         time.Minute,
+	// Ten sources failing at once behind one provider address before the
+	// address is blocked everywhere.
+	AddressFailuresPerMinute: 300,
+	// A provider's deliveries are read in milliseconds; more bodies than this
+	// being read at once from one address are clients holding connections.
+	MaxBodyReadsPerAddress: 8,
+	ReadHeaderTimeout:      5 * time.Second,
+	ReadTimeout:            15 * time.Second,
+	WriteTimeout:           30 * time.Second,
+	APITimeout:             10 * time.Second,
+	RetryAfter:             5 * time.Second,
+	EventInterval:          time.Minute,
+	SweepInterval:          time.Minute,
 }
 
 // DefaultTimestampTolerance applies when a source does not set one.
@@ -120,6 +136,7 @@ const (
 	reasonServerBusy      = "server_busy"
 	reasonRateLimited     = "rate_limited"
 	reasonAuthFailures    = "too_many_auth_failures"
+	reasonTooManyReads    = "too_many_body_reads"
 	reasonDeleting        = "customer_deleting"
 )
 
@@ -144,6 +161,7 @@ type Server struct {
 	ingester *Ingester
 	budget   *bodyBudget
 	guard    *addressGuard
+	reads    *readSlots
 	now      func() time.Time
 
 	// mu guards sources: the per-source limiters, last-event touches and
@@ -175,12 +193,18 @@ func New(opts Options, c client.Client, apiReader client.Reader, secrets *secret
 	if opts.MaxBufferedBytes == 0 {
 		opts.MaxBufferedBytes = DefaultOptions.MaxBufferedBytes
 	}
-	// A body up to the limit must always fit when nothing else is buffered; a
-	// chunked one reserves one byte more to see that it ends.
-	opts.MaxBufferedBytes = max(opts.MaxBufferedBytes, opts.MaxBodyBytes+1)
-	if opts.AuthFailuresPerMinute == 0 {
-		opts.AuthFailuresPerMinute = DefaultOptions.AuthFailuresPerMinute
+	// A body up to the limit must always fit when nothing else is buffered: a
+	// chunked one reserves one byte more to see that it ends, and a growing
+	// buffer is held twice while it is copied.
+	opts.MaxBufferedBytes = max(opts.MaxBufferedBytes, 2*(opts.MaxBodyBytes+1))
+	fillInt := func(v *int, d int) {
+		if *v == 0 {
+			*v = d
+		}
 	}
+	fillInt(&opts.AuthFailuresPerMinute, DefaultOptions.AuthFailuresPerMinute)
+	fillInt(&opts.AddressFailuresPerMinute, DefaultOptions.AddressFailuresPerMinute)
+	fillInt(&opts.MaxBodyReadsPerAddress, DefaultOptions.MaxBodyReadsPerAddress)
 	fill(&opts.ReadHeaderTimeout, DefaultOptions.ReadHeaderTimeout)
 	fill(&opts.ReadTimeout, DefaultOptions.ReadTimeout)
 	fill(&opts.WriteTimeout, DefaultOptions.WriteTimeout)
@@ -195,7 +219,8 @@ func New(opts Options, c client.Client, apiReader client.Reader, secrets *secret
 		recorder:    recorder,
 		ingester:    &Ingester{Client: c, APIReader: apiReader, Create: opts.CreateCustomer},
 		budget:      newBodyBudget(opts.MaxBufferedBytes),
-		guard:       newAddressGuard(opts.AuthFailuresPerMinute),
+		guard:       newAddressGuard(opts.AuthFailuresPerMinute, opts.AddressFailuresPerMinute),
+		reads:       newReadSlots(opts.MaxBodyReadsPerAddress),
 		now:         time.Now,
 		sources:     map[types.UID]*sourceState{},
 		logSamplers: map[string]*logSampler{},
@@ -380,11 +405,10 @@ func (s *Server) serveHook(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) handle(r *http.Request, req *request, logger logr.Logger) (Counts, *rejection) {
 	var counts Counts
-	// The cheap refusals come first: an address that keeps failing to
-	// authenticate, and a body announced too large.
-	if d, blocked := s.guard.blocked(req.addr, s.now()); blocked {
-		return counts, &rejection{status: http.StatusTooManyRequests, reason: reasonAuthFailures,
-			message: "too many failed authentications from this address, retry later", retryAfter: d}
+	// The cheap refusals come first: an address that keeps failing across
+	// sources, and a body announced too large.
+	if d, blocked := s.guard.addressBlocked(req.addr, s.now()); blocked {
+		return counts, tooManyFailures(d)
 	}
 	if r.ContentLength > s.opts.MaxBodyBytes {
 		return counts, bodyTooLarge(s.opts.MaxBodyBytes)
@@ -394,16 +418,19 @@ func (s *Server) handle(r *http.Request, req *request, logger logr.Logger) (Coun
 	defer cancel()
 
 	if len(s.opts.Namespaces) > 0 && !slices.Contains(s.opts.Namespaces, req.key.Namespace) {
-		return counts, &rejection{status: http.StatusNotFound, reason: reasonUnknownSource, message: "no CustomerSource at this path"}
+		return counts, s.unknownSource(req)
 	}
 	src := &crmv1alpha1.CustomerSource{}
 	if err := s.client.Get(ctx, req.key, src); err != nil {
 		if apierrors.IsNotFound(err) {
-			return counts, &rejection{status: http.StatusNotFound, reason: reasonUnknownSource, message: "no CustomerSource at this path"}
+			return counts, s.unknownSource(req)
 		}
 		return counts, s.unavailable("reading CustomerSource", err)
 	}
 	req.src = src
+	if d, blocked := s.guard.sourceBlocked(req.addr, src.UID, s.now()); blocked {
+		return counts, tooManyFailures(d)
+	}
 	req.provider = string(src.Spec.Provider)
 	provider := registry.Lookup(src.Spec.Provider)
 	if provider == nil {
@@ -439,7 +466,7 @@ func (s *Server) handle(r *http.Request, req *request, logger logr.Logger) (Coun
 		}
 	}
 
-	body, done, rej := s.budget.readBody(r, s.opts.MaxBodyBytes, s.opts.RetryAfter)
+	body, done, rej := s.readBody(r, req, authenticated)
 	if rej != nil {
 		return counts, rej
 	}
@@ -523,10 +550,40 @@ func (s *Server) handle(r *http.Request, req *request, logger logr.Logger) (Coun
 	return counts, nil
 }
 
+// readBody reads the body within the server's budget. Before authentication it
+// takes one of the client address's read slots; a body that stalls past the read
+// timeout or breaks off counts against the sender as a failed authentication
+// would, so holding connections open is not free.
+func (s *Server) readBody(r *http.Request, req *request, authenticated bool) ([]byte, func(), *rejection) {
+	if !authenticated {
+		if !s.reads.acquire(req.addr) {
+			return nil, nil, tooManyReads(s.opts.RetryAfter)
+		}
+		defer s.reads.release(req.addr)
+	}
+	body, done, rej := s.budget.readBody(r, s.opts.MaxBodyBytes, s.opts.RetryAfter)
+	if rej != nil && rej.reason == reasonReadError {
+		s.guard.failed(req.addr, req.src.UID, s.now())
+	}
+	return body, done, rej
+}
+
+// unknownSource answers a path that names no source, and counts it against the
+// client's address: paths must not be free to enumerate.
+func (s *Server) unknownSource(req *request) *rejection {
+	s.guard.failed(req.addr, "", s.now())
+	return &rejection{status: http.StatusNotFound, reason: reasonUnknownSource, message: "no CustomerSource at this path"}
+}
+
+func tooManyFailures(retryAfter time.Duration) *rejection {
+	return &rejection{status: http.StatusTooManyRequests, reason: reasonAuthFailures,
+		message: "too many failed authentications from this address, retry later", retryAfter: retryAfter}
+}
+
 // authFailed answers a failed authentication, without its detail, and counts it
-// against the client's address.
+// against the client's address at the source.
 func (s *Server) authFailed(req *request, perr *providers.Error) *rejection {
-	s.guard.failed(req.addr, s.now())
+	s.guard.failed(req.addr, req.src.UID, s.now())
 	msg, ok := publicMessages[perr.Reason]
 	if !ok {
 		msg = "authentication failed"

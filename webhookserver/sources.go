@@ -262,6 +262,6 @@ func (s *Server) sweep(ctx context.Context) error {
 			forgetSource(key)
 		}
 	}
-	s.guard.prune(now)
+	s.guard.prune(now, func(uid types.UID) bool { return live[uid] })
 	return nil
 }
