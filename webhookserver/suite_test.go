@@ -87,9 +87,10 @@ var _ = BeforeSuite(func() {
 	Expect(err).NotTo(HaveOccurred())
 
 	// Every test posts from 127.0.0.1, and createSource's probe fails to
-	// authenticate: the shared server allows many failures per address. The
-	// per-address limit has a server of its own in its test.
-	server, baseURL = startTestServer(cfg, Options{BindAddress: "127.0.0.1:0", AuthFailuresPerMinute: 100000})
+	// authenticate or finds no source yet: the shared server allows many
+	// failures per address. The failure budgets have servers of their own in
+	// their tests.
+	server, baseURL = startTestServer(cfg, Options{BindAddress: "127.0.0.1:0", AuthFailuresPerMinute: 100000, AddressFailuresPerMinute: 100000})
 })
 
 var _ = AfterSuite(func() {
