@@ -19,6 +19,8 @@ package controllers
 import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	crmv1alpha1 "github.com/customer-operator/customer-operator/api/v1alpha1"
 )
 
 // Kstatus reads these two "abnormal-true" conditions, as Flux's objects carry them:
@@ -44,11 +46,11 @@ func setCondition(conds *[]metav1.Condition, generation int64, typ string, statu
 // become Ready without a change to it is Failed, not InProgress.
 func setReady(conds *[]metav1.Condition, generation int64, ready bool, reason, message string) {
 	if ready {
-		setCondition(conds, generation, "Ready", metav1.ConditionTrue, reason, message)
+		setCondition(conds, generation, crmv1alpha1.ConditionReady, metav1.ConditionTrue, reason, message)
 		meta.RemoveStatusCondition(conds, conditionStalled)
 		return
 	}
-	setCondition(conds, generation, "Ready", metav1.ConditionFalse, reason, message)
+	setCondition(conds, generation, crmv1alpha1.ConditionReady, metav1.ConditionFalse, reason, message)
 	setCondition(conds, generation, conditionStalled, metav1.ConditionTrue, reason, message)
 }
 
@@ -56,7 +58,7 @@ func setReady(conds *[]metav1.Condition, generation int64, ready bool, reason, m
 // Reconciling as its kstatus mirror: the pause ends by itself, so the sink is
 // InProgress, not Failed.
 func setPaused(conds *[]metav1.Condition, generation int64, reason, message string) {
-	setCondition(conds, generation, "Ready", metav1.ConditionFalse, reason, message)
+	setCondition(conds, generation, crmv1alpha1.ConditionReady, metav1.ConditionFalse, reason, message)
 	setCondition(conds, generation, conditionReconciling, metav1.ConditionTrue, reason, message)
 	meta.RemoveStatusCondition(conds, conditionStalled)
 }

@@ -265,6 +265,11 @@ func (r *CustomerReconciler) deliver(ctx context.Context, c *crmv1alpha1.Custome
 		r.synced(status, c.Generation, crmv1alpha1.ReasonSynced, fmt.Sprintf("generation %d delivered to %d sink(s)", c.Generation, total))
 	case len(failing) > 0:
 		r.unsynced(status, c.Generation, crmv1alpha1.ReasonDeliveryFailed, fmt.Sprintf("delivery failing to %s; retrying with backoff", strings.Join(failing, ", ")))
+	case len(notReady) > 0 && len(synced)+len(notReady) == total:
+		// Nothing is under way: the sinks left need a person's change. That is
+		// said here and on the sinks, which are Failed; the Customer is not kept
+		// InProgress for a fault that is not its own.
+		r.blocked(status, c.Generation, crmv1alpha1.ReasonSinkNotReady, "sink(s) not ready: "+strings.Join(notReady, ", "))
 	case len(notReady) > 0:
 		r.unsynced(status, c.Generation, crmv1alpha1.ReasonSinkNotReady, "sink(s) not ready: "+strings.Join(notReady, ", "))
 	case len(paused) > 0:
@@ -283,6 +288,13 @@ func (r *CustomerReconciler) synced(status *crmv1alpha1.CustomerStatus, gen int6
 func (r *CustomerReconciler) unsynced(status *crmv1alpha1.CustomerStatus, gen int64, reason, msg string) {
 	setCondition(&status.Conditions, gen, crmv1alpha1.ConditionSynced, metav1.ConditionFalse, reason, msg)
 	setCondition(&status.Conditions, gen, conditionReconciling, metav1.ConditionTrue, reason, msg)
+}
+
+// blocked is unsynced with nothing that will finish by itself: Synced False,
+// and no Reconciling, so kstatus reads the Customer as Current.
+func (r *CustomerReconciler) blocked(status *crmv1alpha1.CustomerStatus, gen int64, reason, msg string) {
+	setCondition(&status.Conditions, gen, crmv1alpha1.ConditionSynced, metav1.ConditionFalse, reason, msg)
+	meta.RemoveStatusCondition(&status.Conditions, conditionReconciling)
 }
 
 // record writes a finished delivery into a sink's status entry. It may see the

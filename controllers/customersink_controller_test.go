@@ -227,7 +227,10 @@ var _ = Describe("CustomerSink delivery", func() {
 			got := getCustomer(g, ns, c.Name)
 			synced := expectCondition(g, got.Status.Conditions, got.Generation, crmv1alpha1.ConditionSynced, metav1.ConditionFalse, crmv1alpha1.ReasonSinkNotReady)
 			g.Expect(synced.Message).To(ContainSubstring("pending"))
-			g.Expect(kstatusOf(g, "Customer", ns, c.Name)).To(Equal(kstatus.InProgressStatus))
+			// The sink is Failed until a person adds its Secret; nothing about
+			// the Customer is under way, so it is not kept InProgress.
+			g.Expect(kstatusOf(g, "CustomerSink", ns, "pending")).To(Equal(kstatus.FailedStatus))
+			g.Expect(kstatusOf(g, "Customer", ns, c.Name)).To(Equal(kstatus.CurrentStatus))
 		}).Should(Succeed())
 
 		By("creating a Secret whose key is too short")
@@ -260,6 +263,7 @@ var _ = Describe("CustomerSink delivery", func() {
 			got := getCustomer(g, ns, c.Name)
 			g.Expect(got.Generation).To(Equal(updated.Generation))
 			expectCondition(g, got.Status.Conditions, got.Generation, crmv1alpha1.ConditionSynced, metav1.ConditionFalse, crmv1alpha1.ReasonSinkNotReady)
+			g.Expect(kstatusOf(g, "Customer", ns, c.Name)).To(Equal(kstatus.CurrentStatus))
 		}).Should(Succeed())
 		Expect(rc.acked()).NotTo(HaveKey(eventID(updated)), "a suspended sink received a delivery")
 
