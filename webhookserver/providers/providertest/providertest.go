@@ -355,6 +355,7 @@ func Run(t *testing.T, s Suite) {
 	}
 	t.Run("Timestamp", s.testTimestamp)
 	t.Run("Malformed", s.testMalformed)
+	t.Run("EventLimit", s.testEventLimit)
 	t.Run("Rotation", s.testRotation)
 	t.Run("ValidateSecret", s.testValidateSecret)
 	t.Run("Simulator", s.testSimulator)
@@ -611,6 +612,40 @@ func (s *Suite) testMalformed(t *testing.T) {
 				t.Fatalf("Parse accepted the payload: %d events, %d ignored", len(res.Events), res.Ignored)
 			}
 			ExpectError(t, err, providers.Error{Status: status, Reason: rej.Reason, Field: rej.Field}, s.secrets()...)
+		})
+	}
+}
+
+// testEventLimit: a request carrying exactly MaxEvents events (customer events or
+// not) decodes; one more and it is refused as too_many_events (413), whichever
+// fixture carries them. Providers whose requests carry one event show the first
+// half only, as a limit of one.
+func (s *Suite) testEventLimit(t *testing.T) {
+	sim := s.simulator(t)
+	for _, fx := range s.Fixtures {
+		n := len(fx.Want) + fx.Ignored
+		if n == 0 {
+			continue
+		}
+		t.Run(fx.Name, func(t *testing.T) {
+			req := Signed(t, sim, fx.Plaintext, s.Secret, s.now())
+			req.MaxEvents = n
+			res := Parse(t, s.Provider, req)
+			if len(res.Events) != len(fx.Want) || res.Ignored != fx.Ignored {
+				t.Fatalf("Parse with MaxEvents %d = %d events, %d ignored; want %d, %d", n, len(res.Events), res.Ignored, len(fx.Want), fx.Ignored)
+			}
+			if n == 1 {
+				return
+			}
+			req.MaxEvents = n - 1
+			res, err := s.Provider.Parse(req)
+			if err == nil {
+				t.Fatalf("Parse with MaxEvents %d accepted %d events, %d ignored", n-1, len(res.Events), res.Ignored)
+			}
+			var perr *providers.Error
+			if !errors.As(err, &perr) || perr.Status != http.StatusRequestEntityTooLarge || perr.Reason != providers.ReasonTooManyEvents || perr.Message == "" {
+				t.Fatalf("Parse with MaxEvents %d: error %v, want a 413 %s", n-1, err, providers.ReasonTooManyEvents)
+			}
 		})
 	}
 }
