@@ -88,7 +88,8 @@ func main() {
 	flag.DurationVar(&webhookOpts.ReadHeaderTimeout, "webhook-read-header-timeout", webhookserver.DefaultOptions.ReadHeaderTimeout, "Time allowed to read a webhook request's headers.")
 	flag.DurationVar(&webhookOpts.ReadTimeout, "webhook-read-timeout", webhookserver.DefaultOptions.ReadTimeout, "Time allowed to read a whole webhook request.")
 	flag.DurationVar(&webhookOpts.APITimeout, "webhook-api-timeout", webhookserver.DefaultOptions.APITimeout, "Time allowed for the Kubernetes API calls of one webhook; past it the answer is 503.")
-	flag.Int64Var(&webhookOpts.MaxBufferedBytes, "webhook-max-buffered-bytes", webhookserver.DefaultOptions.MaxBufferedBytes, "Request body bytes buffered at once across the webhook server; past it a request is answered 503 with Retry-After.")
+	flag.IntVar(&webhookOpts.MaxEventsPerRequest, "webhook-max-events-per-request", webhookserver.DefaultOptions.MaxEventsPerRequest, "Events (customer events or not) one webhook request may carry; decoding stops at the first one past it and the answer is 413.")
+	flag.Int64Var(&webhookOpts.MaxBufferedBytes, "webhook-max-buffered-bytes", webhookserver.DefaultOptions.MaxBufferedBytes, "Request body bytes buffered at once across the webhook server, their decoding included; past it a request is answered 503 with Retry-After.")
 	flag.IntVar(&webhookOpts.AuthFailuresPerMinute, "webhook-auth-failures-per-minute", webhookserver.DefaultOptions.AuthFailuresPerMinute, "Failed authentications one client address may make at once and per minute; past it its requests are answered 429. Negative: no limit.")
 	flag.Func("webhook-trusted-proxies", "Comma-separated CIDRs of reverse proxies (the Ingress controller) whose X-Forwarded-For names the client address; empty: the peer is the client.", func(v string) (err error) {
 		webhookOpts.TrustedProxies, err = webhookserver.ParsePrefixes(v)

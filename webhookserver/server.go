@@ -56,7 +56,12 @@ type Options struct {
 	MaxBodyBytes int64
 	// MaxBufferedBytes bounds the body bytes buffered at once across the server;
 	// a request whose body does not fit is answered 503 with Retry-After.
+	// Decoding a body is charged to the same budget (see decodedEventBytes).
 	MaxBufferedBytes int64
+	// MaxEventsPerRequest bounds the events (customer events or not) one request
+	// may carry; the providers stop decoding at the first one past it, and the
+	// answer is 413 too_many_events.
+	MaxEventsPerRequest int
 	// AuthFailuresPerMinute is how many failed authentications one client address
 	// may make at once, and then per minute; past it its requests are answered
 	// 429. Negative: no limit.
@@ -95,7 +100,12 @@ var DefaultOptions = Options{
 	// 32 MiB of bodies in flight fits the Deployment's 256Mi limit beside the
 	// caches and the Go runtime's headroom: thousands of typical (few KiB)
 	// deliveries, or 32 of the largest, at once.
-	MaxBufferedBytes:      32 << 20,
+	MaxBufferedBytes: 32 << 20,
+	// A SmarterPay customer event is about 1 KB of JSON, so a 1 MiB body holds
+	// about 1000 real ones: the cap refuses only bodies padded with tiny
+	// elements. It bounds what one request costs beyond its body: about 1 KiB
+	// of decoded event each, and one Customer write each.
+	MaxEventsPerRequest:   1000,
 	AuthFailuresPerMinute: 30,
 	ReadHeaderTimeout:     5 * time.Second,
 	ReadTimeout:           15 * time.Second,
@@ -105,6 +115,14 @@ var DefaultOptions = Options{
 	EventInterval:         time.Minute,
 	SweepInterval:         time.Minute,
 }
+
+// decodedEventBytes is what one decoded event holds beyond its strings. A
+// request's decoding is charged to the body budget as its body's size again,
+// reserved before Parse (the strings the events keep, Phasio's decrypted
+// payload and the decoder's buffer are each at most that), plus this much per
+// customer event kept, reserved after: 1,000 SmarterPay events decoded from a
+// 380 KB body keep 1.0 MB. The events cap bounds the second part.
+const decodedEventBytes = 1 << 10
 
 // DefaultTimestampTolerance applies when a source does not set one.
 const DefaultTimestampTolerance = 5 * time.Minute
@@ -175,11 +193,14 @@ func New(opts Options, c client.Client, apiReader client.Reader, secrets *secret
 	if opts.MaxBufferedBytes == 0 {
 		opts.MaxBufferedBytes = DefaultOptions.MaxBufferedBytes
 	}
-	// A body up to the limit must always fit when nothing else is buffered; a
-	// chunked one reserves one byte more to see that it ends.
-	opts.MaxBufferedBytes = max(opts.MaxBufferedBytes, opts.MaxBodyBytes+1)
+	// A body up to the limit, and its decoding, must always fit when nothing
+	// else is buffered; a chunked one reserves one byte more to see that it ends.
+	opts.MaxBufferedBytes = max(opts.MaxBufferedBytes, 2*opts.MaxBodyBytes+1)
 	if opts.AuthFailuresPerMinute == 0 {
 		opts.AuthFailuresPerMinute = DefaultOptions.AuthFailuresPerMinute
+	}
+	if opts.MaxEventsPerRequest <= 0 {
+		opts.MaxEventsPerRequest = DefaultOptions.MaxEventsPerRequest
 	}
 	fill(&opts.ReadHeaderTimeout, DefaultOptions.ReadHeaderTimeout)
 	fill(&opts.ReadTimeout, DefaultOptions.ReadTimeout)
@@ -434,8 +455,8 @@ func (s *Server) handle(r *http.Request, req *request, logger logr.Logger) (Coun
 		authenticated = complete
 	}
 	if authenticated {
-		if d, ok := s.allow(src); !ok {
-			return counts, rateLimited(d)
+		if rej := s.allow(src, 1, 0); rej != nil {
+			return counts, rej
 		}
 	}
 
@@ -444,12 +465,21 @@ func (s *Server) handle(r *http.Request, req *request, logger logr.Logger) (Coun
 		return counts, rej
 	}
 	req.bodyRead = true
+	// Decoding is charged to the body budget too, and held until the events
+	// are written: see decodedEventBytes.
+	decoding := int64(len(body))
+	if !s.budget.reserve(decoding) {
+		done()
+		return counts, serverBusy(s.opts.RetryAfter)
+	}
+	defer func() { s.budget.release(decoding) }()
 	tolerance := DefaultTimestampTolerance
 	if src.Spec.TimestampTolerance != nil {
 		tolerance = src.Spec.TimestampTolerance.Duration
 	}
 	receivedAt := s.now()
-	res, err := provider.Parse(&providers.Request{Header: r.Header, Body: body, Secret: secret, Now: receivedAt, Tolerance: tolerance})
+	res, err := provider.Parse(&providers.Request{Header: r.Header, Body: body, Secret: secret, Now: receivedAt, Tolerance: tolerance,
+		MaxEvents: s.opts.MaxEventsPerRequest})
 	done()
 	if err != nil {
 		var perr *providers.Error
@@ -460,17 +490,27 @@ func (s *Server) handle(r *http.Request, req *request, logger logr.Logger) (Coun
 			return counts, s.authFailed(req, perr)
 		}
 		if !authenticated {
-			if d, ok := s.allow(src); !ok {
-				return counts, rateLimited(d)
+			if rej := s.allow(src, 1, 0); rej != nil {
+				return counts, rej
 			}
 		}
 		eventsTotal.WithLabelValues(req.provider, req.key.String(), OutcomeRejected).Inc()
 		return counts, &rejection{status: perr.Status, reason: perr.Reason, field: perr.Field, message: perr.Message}
 	}
-	if !authenticated {
-		if d, ok := s.allow(src); !ok {
-			return counts, rateLimited(d)
+	if extra := int64(len(res.Events)) * decodedEventBytes; extra > 0 {
+		if !s.budget.reserve(extra) {
+			return counts, serverBusy(s.opts.RetryAfter)
 		}
+		decoding += extra
+	}
+	// The rate limit counts events; a header-authenticated request paid for
+	// one before its body was read.
+	prepaid := 0
+	if authenticated {
+		prepaid = 1
+	}
+	if rej := s.allow(src, max(1, len(res.Events)+res.Ignored), prepaid); rej != nil {
+		return counts, rej
 	}
 
 	counts.Ignored = res.Ignored
@@ -486,11 +526,11 @@ func (s *Server) handle(r *http.Request, req *request, logger logr.Logger) (Coun
 			// Retrying cannot help: report it, tell the source's people, and go
 			// on with the others.
 			counts.Rejected++
-			counts.RejectedEvents = append(counts.RejectedEvents, RejectedEvent{ID: ev.ID, Reason: evRej.Reason, Field: evRej.Field, Message: evRej.Message})
+			counts.RejectedEvents = append(counts.RejectedEvents, RejectedEvent{ID: shortEventID(ev.ID), Reason: evRej.Reason, Field: evRej.Field, Message: evRej.Message})
 			eventsTotal.WithLabelValues(req.provider, req.key.String(), OutcomeRejected).Inc()
 			s.noteInvalidEvent(src, ev, evRej)
 			s.sampled(evRej.Reason, func(suppressed int64) {
-				logger.Info("event rejected", "provider", req.provider, "event", ev.ID, "type", ev.Type,
+				logger.Info("event rejected", "provider", req.provider, "event", shortEventID(ev.ID), "type", ev.Type,
 					"reason", evRej.Reason, "field", evRej.Field, "message", evRej.Message, "suppressedSinceLast", suppressed)
 			})
 			continue
