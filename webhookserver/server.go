@@ -116,12 +116,14 @@ var DefaultOptions = Options{
 	SweepInterval:         time.Minute,
 }
 
-// decodedEventBytes is what one decoded event holds beyond its strings. A
-// request's decoding is charged to the body budget as its body's size again,
-// reserved before Parse (the strings the events keep, Phasio's decrypted
-// payload and the decoder's buffer are each at most that), plus this much per
-// customer event kept, reserved after: 1,000 SmarterPay events decoded from a
-// 380 KB body keep 1.0 MB. The events cap bounds the second part.
+// decodedEventBytes is what one decoded customer event holds beyond its
+// strings (measured: 1,000 SmarterPay events decoded from a 380 KB body keep
+// 1.0 MB). A request's decoding is charged to the body budget: its body's
+// reservation is held until its events are written, since the strings they
+// keep are copies of at most the body's bytes, and this much per customer event
+// kept is reserved after Parse. The providers decode one element at a time, so
+// what Parse holds beyond that is one element; MaxEventsPerRequest bounds the
+// count.
 const decodedEventBytes = 1 << 10
 
 // DefaultTimestampTolerance applies when a source does not set one.
@@ -193,9 +195,9 @@ func New(opts Options, c client.Client, apiReader client.Reader, secrets *secret
 	if opts.MaxBufferedBytes == 0 {
 		opts.MaxBufferedBytes = DefaultOptions.MaxBufferedBytes
 	}
-	// A body up to the limit, and its decoding, must always fit when nothing
-	// else is buffered; a chunked one reserves one byte more to see that it ends.
-	opts.MaxBufferedBytes = max(opts.MaxBufferedBytes, 2*opts.MaxBodyBytes+1)
+	// A body up to the limit must always fit when nothing else is buffered; a
+	// chunked one reserves one byte more to see that it ends.
+	opts.MaxBufferedBytes = max(opts.MaxBufferedBytes, opts.MaxBodyBytes+1)
 	if opts.AuthFailuresPerMinute == 0 {
 		opts.AuthFailuresPerMinute = DefaultOptions.AuthFailuresPerMinute
 	}
@@ -465,14 +467,9 @@ func (s *Server) handle(r *http.Request, req *request, logger logr.Logger) (Coun
 		return counts, rej
 	}
 	req.bodyRead = true
-	// Decoding is charged to the body budget too, and held until the events
-	// are written: see decodedEventBytes.
-	decoding := int64(len(body))
-	if !s.budget.reserve(decoding) {
-		done()
-		return counts, serverBusy(s.opts.RetryAfter)
-	}
-	defer func() { s.budget.release(decoding) }()
+	// The body's reservation is held until the events are written, as the
+	// decoded events' strings: see decodedEventBytes.
+	defer done()
 	tolerance := DefaultTimestampTolerance
 	if src.Spec.TimestampTolerance != nil {
 		tolerance = src.Spec.TimestampTolerance.Duration
@@ -480,7 +477,6 @@ func (s *Server) handle(r *http.Request, req *request, logger logr.Logger) (Coun
 	receivedAt := s.now()
 	res, err := provider.Parse(&providers.Request{Header: r.Header, Body: body, Secret: secret, Now: receivedAt, Tolerance: tolerance,
 		MaxEvents: s.opts.MaxEventsPerRequest})
-	done()
 	if err != nil {
 		var perr *providers.Error
 		if !errors.As(err, &perr) {
@@ -497,11 +493,11 @@ func (s *Server) handle(r *http.Request, req *request, logger logr.Logger) (Coun
 		eventsTotal.WithLabelValues(req.provider, req.key.String(), OutcomeRejected).Inc()
 		return counts, &rejection{status: perr.Status, reason: perr.Reason, field: perr.Field, message: perr.Message}
 	}
-	if extra := int64(len(res.Events)) * decodedEventBytes; extra > 0 {
-		if !s.budget.reserve(extra) {
+	if decoded := int64(len(res.Events)) * decodedEventBytes; decoded > 0 {
+		if !s.budget.reserve(decoded) {
 			return counts, serverBusy(s.opts.RetryAfter)
 		}
-		decoding += extra
+		defer s.budget.release(decoded)
 	}
 	// The rate limit counts events; a header-authenticated request paid for
 	// one before its body was read.
