@@ -248,7 +248,8 @@ func AssertSpec(tb testing.TB, got, want crmv1alpha1.CustomerSpec) {
 }
 
 // CheckEvent checks what every decoded event must hold, whatever the payload: the
-// ingest path relies on these to name, order and de-duplicate.
+// ingest path relies on these to name, order and de-duplicate, and to name the
+// sender's field when it refuses the event.
 func CheckEvent(tb testing.TB, p providers.Provider, ev providers.Event) {
 	tb.Helper()
 	if ev.ID == "" {
@@ -262,6 +263,10 @@ func CheckEvent(tb testing.TB, p providers.Provider, ev providers.Event) {
 	}
 	if ev.Time.Location() != time.UTC {
 		tb.Errorf("event time %v is not in UTC", ev.Time)
+	}
+	// The ingest path refuses an event from the future naming this field.
+	if ev.Fields.Time == "" {
+		tb.Errorf("event %q does not name the field its time came from", ev.ID)
 	}
 }
 
