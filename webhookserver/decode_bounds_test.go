@@ -21,6 +21,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/url"
 	"runtime"
 	"runtime/debug"
 	"strconv"
@@ -30,6 +31,7 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	crmv1alpha1 "github.com/customer-operator/customer-operator/api/v1alpha1"
@@ -96,6 +98,95 @@ var _ = Describe("Decoding bounds", Serial, func() {
 		}
 		Expect(rejections(string(crmv1alpha1.ProviderSmarterPay), ns+"/smarterpay", providers.ReasonTooManyEvents) - before).To(Equal(4.0))
 		Expect(peak-base).To(BeNumerically("<", maxGrow), "RSS grew by %d MiB", (peak-base)>>20)
+	})
+})
+
+// smarterpayEvents is a SmarterPay batch of n customer events.
+func smarterpayEvents(prefix string, n int) []byte {
+	events := make([]map[string]any, n)
+	for i := range events {
+		id := prefix + strconv.Itoa(i)
+		events[i] = smarterpayAccount(id, "C"+id, "Company "+id, time.Now())
+	}
+	return smarterpayBatch(events...)
+}
+
+var _ = Describe("Decoding limits", func() {
+	It("answers a batch of exactly --webhook-max-events-per-request events, and one more 413 too_many_events", func() {
+		srvURL := startServer(cfg, Options{BindAddress: "127.0.0.1:0", MaxEventsPerRequest: 3, AuthFailuresPerMinute: 100000})
+		ns := newNamespace()
+		createSource(ns, "smarterpay", crmv1alpha1.ProviderSmarterPay, smarterpaySecret)
+		path := srvURL + "/hooks/" + ns + "/smarterpay"
+		Eventually(func() int {
+			code, _ := do(http.MethodPost, path, []byte("{"), http.Header{})
+			return code
+		}, 20*time.Second, 50*time.Millisecond).ShouldNot(Equal(http.StatusNotFound))
+
+		body, header := signed(crmv1alpha1.ProviderSmarterPay, smarterpaySecret, smarterpayEvents("OK", 3))
+		code, resp := do(http.MethodPost, path, body, header)
+		Expect(code).To(Equal(http.StatusOK), string(resp))
+		Expect(decodeCounts(resp).Applied).To(Equal(3))
+
+		before := rejections(string(crmv1alpha1.ProviderSmarterPay), ns+"/smarterpay", providers.ReasonTooManyEvents)
+		body, header = signed(crmv1alpha1.ProviderSmarterPay, smarterpaySecret, smarterpayEvents("OVER", 4))
+		code, resp = do(http.MethodPost, path, body, header)
+		Expect(code).To(Equal(http.StatusRequestEntityTooLarge), string(resp))
+		a := decodeAnswer(resp)
+		Expect(a.Reason).To(Equal(providers.ReasonTooManyEvents))
+		Expect(a.Field).To(Equal("events"))
+		Expect(a.Error).To(ContainSubstring("3 events"))
+		Expect(rejections(string(crmv1alpha1.ProviderSmarterPay), ns+"/smarterpay", providers.ReasonTooManyEvents) - before).To(Equal(1.0))
+		Expect(customersOf(ns, nil)).To(HaveLen(3), "nothing of the refused batch is written")
+	})
+
+	It("charges the decoded events to the body budget: a batch whose body fits but whose events do not is 503 server_busy", func() {
+		srvURL := startServer(cfg, Options{BindAddress: "127.0.0.1:0", MaxBodyBytes: 100_000, MaxBufferedBytes: 250_000, AuthFailuresPerMinute: 100000})
+		u, err := url.Parse(srvURL)
+		Expect(err).NotTo(HaveOccurred())
+		ns := newNamespace()
+		createSource(ns, "smarterpay", crmv1alpha1.ProviderSmarterPay, smarterpaySecret)
+		createSource(ns, "gettrx", crmv1alpha1.ProviderGETTRX, gettrxSecret)
+		Eventually(func() int {
+			code, _ := do(http.MethodPost, srvURL+"/hooks/"+ns+"/smarterpay", []byte("{"), http.Header{})
+			return code
+		}, 20*time.Second, 50*time.Millisecond).ShouldNot(Equal(http.StatusNotFound))
+
+		batch := smarterpayEvents("BUDGET", 150)
+		body, header := signed(crmv1alpha1.ProviderSmarterPay, smarterpaySecret, batch)
+		Expect(len(body)).To(BeNumerically("<", 100_000))
+		// The body and a held 100 kB body fit the budget; the 150 events'
+		// decoding (150 KiB) does not fit beside them.
+		Expect(int64(len(body)) + 100_000).To(BeNumerically("<", 250_000))
+		Expect(int64(len(body)) + 100_000 + 150*decodedEventBytes).To(BeNumerically(">", 250_000))
+
+		By("a stalled 100 kB body holding part of the budget")
+		release := make(chan struct{})
+		stalled := make(chan struct{})
+		var heldCode int
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			stalledRequest(u.Host, "/hooks/"+ns+"/gettrx", http.Header{"X-Webhook-Signature": {strings.Repeat("0", 64)}},
+				100_000, release, func() { close(stalled) }, &heldCode)
+		}()
+		<-stalled
+		Eventually(func() float64 {
+			return testutil.ToFloat64(bufferedBytes)
+		}, 10*time.Second, 20*time.Millisecond).Should(BeNumerically(">=", 90_000), "the stalled body is held")
+
+		code, resp := do(http.MethodPost, srvURL+"/hooks/"+ns+"/smarterpay", body, header)
+		Expect(code).To(Equal(http.StatusServiceUnavailable), string(resp))
+		Expect(decodeAnswer(resp).Reason).To(Equal("server_busy"))
+		Expect(customersOf(ns, nil)).To(BeEmpty())
+
+		By("the stalled body ending, and the batch fitting again")
+		close(release)
+		<-done
+		Eventually(func() int {
+			code, resp = do(http.MethodPost, srvURL+"/hooks/"+ns+"/smarterpay", body, header)
+			return code
+		}, 10*time.Second, 100*time.Millisecond).Should(Equal(http.StatusOK))
+		Expect(decodeCounts(resp).Applied).To(Equal(150))
 	})
 })
 
