@@ -99,7 +99,8 @@ var DefaultOptions = Options{
 	MaxBodyBytes: 1 << 20,
 	// 32 MiB of bodies in flight fits the Deployment's 256Mi limit beside the
 	// caches and the Go runtime's headroom: thousands of typical (few KiB)
-	// deliveries, or 32 of the largest, at once.
+	// deliveries, or 32 of the largest (16 carrying a thousand events each,
+	// whose decoding is charged too), at once.
 	MaxBufferedBytes: 32 << 20,
 	// A SmarterPay customer event is about 1 KB of JSON, so a 1 MiB body holds
 	// about 1000 real ones: the cap refuses only bodies padded with tiny
