@@ -77,7 +77,69 @@ const (
 	// ReasonNameTaken is an event whose Customer names are both taken by records
 	// that are not this source's (written by hand).
 	ReasonNameTaken = "name_taken"
+	// ReasonEventInFuture is an event whose time is later than now plus the
+	// source's timestampTolerance. Applied, it would make every later real
+	// event for its customer stale until that time.
+	ReasonEventInFuture = "event_in_future"
+	// ReasonEventIDTooLong and ReasonEventTypeTooLong are events whose id or
+	// type is longer than MaxEventIDBytes or MaxEventTypeBytes.
+	ReasonEventIDTooLong   = "event_id_too_long"
+	ReasonEventTypeTooLong = "event_type_too_long"
 )
+
+// Bounds of an event's identity, which a Customer keeps in its annotations:
+// the id in last-event-id and, with RecentEventIDs-1 others, in
+// recent-event-ids; the type in last-event-type. Longer ones are rejected
+// (422, with the field), not stored hashed: the annotations then name the
+// provider's own ids, which people search the provider for. 33 ids of 512
+// bytes are 17 KiB of the 256 KiB the API server allows a Customer's
+// annotations; the longest ids the providers compose (PayWay's and Phasio's,
+// from a 253-character customer id, an event name and a timestamp) stay under
+// it.
+const (
+	MaxEventIDBytes   = 512
+	MaxEventTypeBytes = 128
+)
+
+// checkEvent refuses an event whose identity or time the Customer cannot keep:
+// an id or type over the bounds, or a time later than now plus the source's
+// timestampTolerance. The field is the one the sender sent, when known.
+func checkEvent(src *crmv1alpha1.CustomerSource, ev *providers.Event, now time.Time) *EventRejection {
+	field := func(name, fallback string) string {
+		if name != "" {
+			return name
+		}
+		return fallback
+	}
+	if len(ev.ID) > MaxEventIDBytes {
+		return &EventRejection{Reason: ReasonEventIDTooLong, Field: field(ev.Fields.ID, "id"),
+			Message: fmt.Sprintf("event id of %d bytes, longer than %d", len(ev.ID), MaxEventIDBytes)}
+	}
+	if len(ev.Type) > MaxEventTypeBytes {
+		return &EventRejection{Reason: ReasonEventTypeTooLong, Field: field(ev.Fields.Type, "type"),
+			Message: fmt.Sprintf("event type of %d bytes, longer than %d", len(ev.Type), MaxEventTypeBytes)}
+	}
+	tolerance := DefaultTimestampTolerance
+	if src.Spec.TimestampTolerance != nil {
+		tolerance = src.Spec.TimestampTolerance.Duration
+	}
+	if limit := now.Add(tolerance); ev.Time.After(limit) {
+		return &EventRejection{Reason: ReasonEventInFuture, Field: field(ev.Fields.Time, "time"),
+			Message: fmt.Sprintf("event time %s is later than now plus the source's timestampTolerance (%s)",
+				ev.Time.UTC().Format(time.RFC3339), tolerance)}
+	}
+	return nil
+}
+
+// shortEventID is an event id as answers and logs quote it: a rejected id may
+// be of any length.
+func shortEventID(id string) string {
+	const keep = 64
+	if len(id) <= keep {
+		return id
+	}
+	return strings.ToValidUTF8(id[:keep], "") + "..."
+}
 
 // ErrCustomerDeleting is an event for a Customer being deleted (its
 // deletionTimestamp set, its finalizer delivering the delete): it is answered 503
@@ -88,7 +150,7 @@ var ErrCustomerDeleting = errors.New("the Customer is being deleted")
 // request is still applied and acknowledged; the event is reported in the answer,
 // counted, and raised as a Warning Event on its CustomerSource.
 type EventRejection struct {
-	// Reason is ReasonInvalidCustomer or ReasonNameTaken.
+	// Reason is one of the Reason constants above.
 	Reason string
 	// Field is the Customer field the API server refused, e.g. "spec.companyName".
 	Field string
@@ -139,6 +201,9 @@ type Ingester struct {
 // the API server, or with an error: an *EventRejection when the event can never
 // be applied, ErrCustomerDeleting, or a transient failure.
 func (in *Ingester) Apply(ctx context.Context, src *crmv1alpha1.CustomerSource, ev *providers.Event, receivedAt time.Time) (string, error) {
+	if r := checkEvent(src, ev, receivedAt); r != nil {
+		return "", r
+	}
 	plain := CustomerName(ev.Customer.Provider, ev.Customer.ExternalID)
 	qualified := SourceCustomerName(ev.Customer.Provider, ev.Customer.ExternalID, src.Name)
 	var reader client.Reader = in.Client

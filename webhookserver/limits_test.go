@@ -196,6 +196,31 @@ var _ = Describe("Limits before authentication", func() {
 		By("two stalled 1 MB bodies holding most of the budget")
 		held := rawRequest(srvURL, path, http.Header{"X-Webhook-Signature": {strings.Repeat("0", 64)}}, 1_000_000, bytes.Repeat([]byte("x"), 999_999))
 		defer func() { _ = held.Close() }()
+		// One at a time: two buffers growing at once hold both their old and
+		// new buffers, more than the budget has room for.
+		Eventually(func() bool {
+			if srv.budget.sem.TryAcquire(1_600_001) {
+				srv.budget.sem.Release(1_600_001)
+				return false
+			}
+			if !srv.budget.sem.TryAcquire(1_600_000) {
+				return false
+			}
+			srv.budget.sem.Release(1_600_000)
+			return true
+		}, 10*time.Second, 20*time.Millisecond).Should(BeTrue(), func() string {
+			lo, hi := int64(0), int64(2_600_000)
+			for lo < hi {
+				m := (lo + hi + 1) / 2
+				if srv.budget.sem.TryAcquire(m) {
+					srv.budget.sem.Release(m)
+					lo = m
+				} else {
+					hi = m - 1
+				}
+			}
+			return fmt.Sprintf("free %d", lo)
+		})
 		held2 := rawRequest(srvURL, path, http.Header{"X-Webhook-Signature": {strings.Repeat("0", 64)}}, 1_000_000, bytes.Repeat([]byte("x"), 999_999))
 		defer func() { _ = held2.Close() }()
 		Eventually(func() bool {

@@ -56,7 +56,12 @@ type Options struct {
 	MaxBodyBytes int64
 	// MaxBufferedBytes bounds the body bytes buffered at once across the server;
 	// a request whose body does not fit is answered 503 with Retry-After.
+	// Decoding a body is charged to the same budget (see decodedEventBytes).
 	MaxBufferedBytes int64
+	// MaxEventsPerRequest bounds the events (customer events or not) one request
+	// may carry; the providers stop decoding at the first one past it, and the
+	// answer is 413 too_many_events.
+	MaxEventsPerRequest int
 	// AuthFailuresPerMinute is how many failed authentications (and bodies that
 	// stalled or broke off) one client address may make at one source at once,
 	// and then per minute; past it its requests to that source are answered 429.
@@ -104,8 +109,14 @@ var DefaultOptions = Options{
 	MaxBodyBytes: 1 << 20,
 	// 32 MiB of bodies in flight fits the Deployment's 256Mi limit beside the
 	// caches and the Go runtime's headroom: thousands of typical (few KiB)
-	// deliveries, or 32 of the largest, at once.
-	MaxBufferedBytes:      32 << 20,
+	// deliveries, or 32 of the largest (16 carrying a thousand events each,
+	// whose decoding is charged too), at once.
+	MaxBufferedBytes: 32 << 20,
+	// A SmarterPay customer event is about 1 KB of JSON, so a 1 MiB body holds
+	// about 1000 real ones: the cap refuses only bodies padded with tiny
+	// elements. It bounds what one request costs beyond its body: about 1 KiB
+	// of decoded event each, and one Customer write each.
+	MaxEventsPerRequest:   1000,
 	AuthFailuresPerMinute: 30,
 	// Ten sources failing at once behind one provider address before the
 	// address is blocked everywhere.
@@ -121,6 +132,16 @@ var DefaultOptions = Options{
 	EventInterval:          time.Minute,
 	SweepInterval:          time.Minute,
 }
+
+// decodedEventBytes is what one decoded customer event holds beyond its
+// strings (measured: 1,000 SmarterPay events decoded from a 380 KB body keep
+// 1.0 MB). A request's decoding is charged to the body budget: its body's
+// reservation is held until its events are written, since the strings they
+// keep are copies of at most the body's bytes, and this much per customer event
+// kept is reserved after Parse. The providers decode one element at a time, so
+// what Parse holds beyond that is one element; MaxEventsPerRequest bounds the
+// count.
+const decodedEventBytes = 1 << 10
 
 // DefaultTimestampTolerance applies when a source does not set one.
 const DefaultTimestampTolerance = 5 * time.Minute
@@ -201,6 +222,9 @@ func New(opts Options, c client.Client, apiReader client.Reader, secrets *secret
 		if *v == 0 {
 			*v = d
 		}
+	}
+	if opts.MaxEventsPerRequest <= 0 {
+		opts.MaxEventsPerRequest = DefaultOptions.MaxEventsPerRequest
 	}
 	fillInt(&opts.AuthFailuresPerMinute, DefaultOptions.AuthFailuresPerMinute)
 	fillInt(&opts.AddressFailuresPerMinute, DefaultOptions.AddressFailuresPerMinute)
@@ -461,8 +485,8 @@ func (s *Server) handle(r *http.Request, req *request, logger logr.Logger) (Coun
 		authenticated = complete
 	}
 	if authenticated {
-		if d, ok := s.allow(src); !ok {
-			return counts, rateLimited(d)
+		if rej := s.allow(src, 1, 0); rej != nil {
+			return counts, rej
 		}
 	}
 
@@ -471,13 +495,16 @@ func (s *Server) handle(r *http.Request, req *request, logger logr.Logger) (Coun
 		return counts, rej
 	}
 	req.bodyRead = true
+	// The body's reservation is held until the events are written, as the
+	// decoded events' strings: see decodedEventBytes.
+	defer done()
 	tolerance := DefaultTimestampTolerance
 	if src.Spec.TimestampTolerance != nil {
 		tolerance = src.Spec.TimestampTolerance.Duration
 	}
 	receivedAt := s.now()
-	res, err := provider.Parse(&providers.Request{Header: r.Header, Body: body, Secret: secret, Now: receivedAt, Tolerance: tolerance})
-	done()
+	res, err := provider.Parse(&providers.Request{Header: r.Header, Body: body, Secret: secret, Now: receivedAt, Tolerance: tolerance,
+		MaxEvents: s.opts.MaxEventsPerRequest})
 	if err != nil {
 		var perr *providers.Error
 		if !errors.As(err, &perr) {
@@ -487,17 +514,27 @@ func (s *Server) handle(r *http.Request, req *request, logger logr.Logger) (Coun
 			return counts, s.authFailed(req, perr)
 		}
 		if !authenticated {
-			if d, ok := s.allow(src); !ok {
-				return counts, rateLimited(d)
+			if rej := s.allow(src, 1, 0); rej != nil {
+				return counts, rej
 			}
 		}
 		eventsTotal.WithLabelValues(req.provider, req.key.String(), OutcomeRejected).Inc()
 		return counts, &rejection{status: perr.Status, reason: perr.Reason, field: perr.Field, message: perr.Message}
 	}
-	if !authenticated {
-		if d, ok := s.allow(src); !ok {
-			return counts, rateLimited(d)
+	if decoded := int64(len(res.Events)) * decodedEventBytes; decoded > 0 {
+		if !s.budget.reserve(decoded) {
+			return counts, serverBusy(s.opts.RetryAfter)
 		}
+		defer s.budget.release(decoded)
+	}
+	// The rate limit counts events; a header-authenticated request paid for
+	// one before its body was read.
+	prepaid := 0
+	if authenticated {
+		prepaid = 1
+	}
+	if rej := s.allow(src, max(1, len(res.Events)+res.Ignored), prepaid); rej != nil {
+		return counts, rej
 	}
 
 	counts.Ignored = res.Ignored
@@ -513,11 +550,11 @@ func (s *Server) handle(r *http.Request, req *request, logger logr.Logger) (Coun
 			// Retrying cannot help: report it, tell the source's people, and go
 			// on with the others.
 			counts.Rejected++
-			counts.RejectedEvents = append(counts.RejectedEvents, RejectedEvent{ID: ev.ID, Reason: evRej.Reason, Field: evRej.Field, Message: evRej.Message})
+			counts.RejectedEvents = append(counts.RejectedEvents, RejectedEvent{ID: shortEventID(ev.ID), Reason: evRej.Reason, Field: evRej.Field, Message: evRej.Message})
 			eventsTotal.WithLabelValues(req.provider, req.key.String(), OutcomeRejected).Inc()
 			s.noteInvalidEvent(src, ev, evRej)
 			s.sampled(evRej.Reason, func(suppressed int64) {
-				logger.Info("event rejected", "provider", req.provider, "event", ev.ID, "type", ev.Type,
+				logger.Info("event rejected", "provider", req.provider, "event", shortEventID(ev.ID), "type", ev.Type,
 					"reason", evRej.Reason, "field", evRej.Field, "message", evRej.Message, "suppressedSinceLast", suppressed)
 			})
 			continue

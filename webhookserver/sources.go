@@ -19,6 +19,7 @@ package webhookserver
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"strings"
 	"time"
 	"unicode"
@@ -112,11 +113,14 @@ func (s *Server) state(src *crmv1alpha1.CustomerSource) *sourceState {
 	return st
 }
 
-// allow applies the source's rate limit. It is called only once the request is
-// authenticated, so strangers cannot spend the provider's allowance.
-func (s *Server) allow(src *crmv1alpha1.CustomerSource) (time.Duration, bool) {
+// allow applies the source's rate limit to a request of n events, prepaid of
+// which an earlier call already took. It is called only once the request is
+// authenticated, so strangers cannot spend the provider's allowance. A request
+// of more events than the burst could never pass: it is refused 413 rather than
+// asked to retry forever.
+func (s *Server) allow(src *crmv1alpha1.CustomerSource, n, prepaid int) *rejection {
 	if src.Spec.RateLimit == nil {
-		return 0, true
+		return nil
 	}
 	s.mu.Lock()
 	st := s.state(src)
@@ -131,13 +135,20 @@ func (s *Server) allow(src *crmv1alpha1.CustomerSource) (time.Duration, bool) {
 	l := st.limiter
 	s.mu.Unlock()
 
+	if burst := l.Burst(); n > burst {
+		return &rejection{status: http.StatusRequestEntityTooLarge, reason: providers.ReasonTooManyEvents, field: "spec.rateLimit.burst",
+			message: fmt.Sprintf("%d events in one request, more than the source's rate limit burst of %d", n, burst)}
+	}
+	if n -= prepaid; n <= 0 {
+		return nil
+	}
 	now := s.now()
-	res := l.ReserveN(now, 1)
+	res := l.ReserveN(now, n)
 	if d := res.DelayFrom(now); d > 0 {
 		res.CancelAt(now)
-		return max(d, time.Second), false
+		return rateLimited(max(d, time.Second))
 	}
-	return 0, true
+	return nil
 }
 
 // touchSource records the source's last event time, at most once every 30s per
@@ -202,7 +213,7 @@ func (s *Server) noteInvalidEvent(src *crmv1alpha1.CustomerSource, ev *providers
 	ref := st.ref
 	s.mu.Unlock()
 	if !ok {
-		s.noteRejection(src, 0, rej.Reason, fmt.Sprintf("event %q: %s", ev.ID, rej.Error()))
+		s.noteRejection(src, 0, rej.Reason, fmt.Sprintf("event %q: %s", shortEventID(ev.ID), rej.Error()))
 		return
 	}
 	field := rej.Field
@@ -215,7 +226,7 @@ func (s *Server) noteInvalidEvent(src *crmv1alpha1.CustomerSource, ev *providers
 		Name: CustomerName(ev.Customer.Provider, ev.Customer.ExternalID)}}
 	s.emit(ref, customer, EventReasonInvalidEvent, "Ingest",
 		fmt.Sprintf("%s event %q (%s) for customer %q rejected (%s), field %s: %s; the rest of its request was applied",
-			src.Spec.Provider, ev.ID, ev.Type, ev.Customer.ExternalID, rej.Reason, field, rej.Message))
+			src.Spec.Provider, shortEventID(ev.ID), ev.Type, ev.Customer.ExternalID, rej.Reason, field, rej.Message))
 }
 
 func (s *Server) emit(regarding *crmv1alpha1.CustomerSource, related runtime.Object, reason, action, note string) {

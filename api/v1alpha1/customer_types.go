@@ -106,6 +106,14 @@ const (
 	AddressOther    AddressType = "other"
 )
 
+// MaxContacts and MaxAddresses are the MaxItems of spec.contacts and
+// spec.addresses (the markers below must say the same): decoders stop at them
+// rather than allocate lists the API server would refuse.
+const (
+	MaxContacts  = 100
+	MaxAddresses = 100
+)
+
 // CustomerSpec is one customer record, as its provider (or a person) last described it.
 // It has one writer at a time (the webhook server, a person, or a GitOps tool), and
 // it is replaced whole, so server-side apply tracks it as a unit: a Customer's

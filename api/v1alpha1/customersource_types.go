@@ -28,15 +28,17 @@ type SecretReference struct {
 	Name string `json:"name"`
 }
 
-// RateLimit bounds how fast one source accepts requests.
+// RateLimit bounds how fast one source accepts events. A request of n events
+// (customer events or not) counts as n.
 type RateLimit struct {
-	// EventsPerSecond is the sustained number of requests accepted per second.
+	// EventsPerSecond is the sustained number of events accepted per second.
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=100000
 	// +kubebuilder:default=50
 	EventsPerSecond int32 `json:"eventsPerSecond"`
 
-	// Burst is the number of requests accepted at once above the sustained rate.
+	// Burst is the number of events accepted at once above the sustained rate.
+	// A request of more events than this is refused with 413.
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=100000
 	// +kubebuilder:default=100
@@ -72,7 +74,7 @@ type CustomerSourceSpec struct {
 	// +optional
 	TombstoneRetention *metav1.Duration `json:"tombstoneRetention,omitempty"`
 
-	// RateLimit bounds the requests this source accepts; above it the answer is 429.
+	// RateLimit bounds the events this source accepts; above it the answer is 429.
 	// +optional
 	RateLimit *RateLimit `json:"rateLimit,omitempty"`
 

@@ -427,3 +427,41 @@ func JoinNonEmpty(sep string, parts ...string) string {
 
 // BoolPtr returns a pointer to a copy of v.
 func BoolPtr(v bool) *bool { return &v }
+
+// DecodeList decodes a JSON array (or null) into *list one element at a time,
+// and refuses it with TooManyItems(field, limit) at the first element past
+// limit, before decoding it: a list longer than the Customer API allows costs
+// no more than limit elements. Providers call it from an UnmarshalJSON method.
+func DecodeList[T any](b []byte, list *[]T, limit int, field string) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	tok, err := dec.Token()
+	if err != nil {
+		return err
+	}
+	switch tok {
+	case nil:
+		*list = nil
+		return nil
+	case json.Delim('['):
+	case json.Delim('{'):
+		return &json.UnmarshalTypeError{Value: "object", Type: reflect.TypeFor[[]T]()}
+	default:
+		return &json.UnmarshalTypeError{Value: reflect.TypeOf(tok).String(), Type: reflect.TypeFor[[]T]()}
+	}
+	out := (*list)[:0]
+	for dec.More() {
+		if len(out) == limit {
+			return TooManyItems(field, limit)
+		}
+		var v T
+		if err := dec.Decode(&v); err != nil {
+			return err
+		}
+		out = append(out, v)
+	}
+	if _, err := dec.Token(); err != nil {
+		return err
+	}
+	*list = out
+	return nil
+}

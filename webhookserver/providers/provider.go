@@ -50,6 +50,16 @@ type Event struct {
 	Action Action
 	// Customer is the mapped record. Provider and ExternalID are always set.
 	Customer crmv1alpha1.CustomerSpec
+	// Fields name the request's fields that carried ID, Type and Time (e.g.
+	// "events[2].created_at"), so that a rejection of the event names what the
+	// sender sent. An empty name means the field is not the sender's (the
+	// provider derives the value).
+	Fields EventFields
+}
+
+// EventFields name where an event's identity and time were in the request.
+type EventFields struct {
+	ID, Type, Time string
 }
 
 // Request is what a provider sees of one delivery.
@@ -62,6 +72,22 @@ type Request struct {
 	// Now and Tolerance bound signed timestamps.
 	Now       time.Time
 	Tolerance time.Duration
+	// MaxEvents bounds the events (customer events or not) one request may
+	// carry; a decoder stops at the first one past it and Parse answers
+	// TooManyEvents. Zero means DefaultMaxEvents.
+	MaxEvents int
+}
+
+// DefaultMaxEvents applies when a Request carries no MaxEvents, so a caller that
+// forgets to set one still decodes a bounded number of events.
+const DefaultMaxEvents = 1000
+
+// EventLimit returns the request's MaxEvents, or DefaultMaxEvents when unset.
+func EventLimit(r *Request) int {
+	if r.MaxEvents <= 0 {
+		return DefaultMaxEvents
+	}
+	return r.MaxEvents
 }
 
 // Result is what a request carried.
@@ -121,6 +147,12 @@ const (
 	ReasonDecrypt      = "decrypt"
 	ReasonMalformed    = "malformed"
 	ReasonMissingField = "missing_field"
+	// ReasonTooManyEvents is a request with more events than the server accepts
+	// in one request.
+	ReasonTooManyEvents = "too_many_events"
+	// ReasonTooManyItems is a customer event with a list longer than the
+	// Customer API allows (Phasio's contacts or addresses).
+	ReasonTooManyItems = "too_many_items"
 )
 
 // Error is a rejection with its HTTP answer.
@@ -155,4 +187,19 @@ func Malformed(field, format string, args ...any) *Error {
 // MissingField is a customer event without a required field (400).
 func MissingField(field string) *Error {
 	return &Error{Status: http.StatusBadRequest, Reason: ReasonMissingField, Field: field, Message: "customer event without " + field}
+}
+
+// TooManyEvents is a request carrying more than limit events (413): the decoder
+// stops at the first one past the limit, before decoding it.
+func TooManyEvents(field string, limit int) *Error {
+	return &Error{Status: http.StatusRequestEntityTooLarge, Reason: ReasonTooManyEvents, Field: field,
+		Message: fmt.Sprintf("more than %d events in one request", limit)}
+}
+
+// TooManyItems is a customer event whose list field holds more than limit items
+// (422): the Customer API would refuse it, so it is refused while decoding,
+// before the rest of the list is allocated.
+func TooManyItems(field string, limit int) *Error {
+	return &Error{Status: http.StatusUnprocessableEntity, Reason: ReasonTooManyItems, Field: field,
+		Message: fmt.Sprintf("more than %d items", limit)}
 }

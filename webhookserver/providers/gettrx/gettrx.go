@@ -272,6 +272,7 @@ func (e *envelope) event() (providers.Event, *providers.Error) {
 		Time:     at,
 		Action:   action,
 		Customer: spec,
+		Fields:   providers.EventFields{ID: "id", Type: "type", Time: "created"},
 	}, nil
 }
 

@@ -224,7 +224,9 @@ func (m *message) eventTime() (time.Time, *providers.Error) {
 	return t, nil
 }
 
-func newEvent(name, id, timestamp string, at time.Time, spec crmv1alpha1.CustomerSpec) providers.Event {
+// newEvent builds the event; nameField is the field that carried name ("event"
+// or "event_name").
+func newEvent(name, nameField, id, timestamp string, at time.Time, spec crmv1alpha1.CustomerSpec) providers.Event {
 	if name == EventAccountArchived {
 		spec.Lifecycle = crmv1alpha1.LifecycleArchived
 	}
@@ -234,6 +236,8 @@ func newEvent(name, id, timestamp string, at time.Time, spec crmv1alpha1.Custome
 		Time:     at,
 		Action:   providers.ActionUpsert,
 		Customer: spec,
+		// The id is composed of the name, the account and the timestamp.
+		Fields: providers.EventFields{Type: nameField, Time: "timestamp"},
 	}
 }
 
@@ -282,7 +286,7 @@ func (m *message) webhookEvent() (providers.Event, *providers.Error) {
 	}
 	spec.Attributes = providers.SetAttr(spec.Attributes, "customer_number", string(a.CustomerNumber))
 	spec.Attributes = providers.SetAttr(spec.Attributes, "organisation_id", string(a.OrganisationID))
-	return newEvent(m.Event, spec.ExternalID, m.Timestamp, at, spec), nil
+	return newEvent(m.Event, "event", spec.ExternalID, m.Timestamp, at, spec), nil
 }
 
 func (m *message) ssiEvent() (providers.Event, *providers.Error) {
@@ -311,7 +315,7 @@ func (m *message) ssiEvent() (providers.Event, *providers.Error) {
 	spec.Contacts = contacts(c.FirstName, c.LastName, spec.Email, spec.Phone)
 	spec.Attributes = providers.SetAttr(spec.Attributes, "customer_number",
 		firstNonEmpty(string(c.CustomerNumber), string(m.CustomerNumber)))
-	return newEvent(m.EventName, spec.ExternalID, m.Timestamp, at, spec), nil
+	return newEvent(m.EventName, "event_name", spec.ExternalID, m.Timestamp, at, spec), nil
 }
 
 func contacts(first, last, email, phone string) []crmv1alpha1.Contact {

@@ -27,6 +27,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"time"
@@ -132,6 +133,10 @@ func (*Provider) Parse(req *providers.Request) (*providers.Result, error) {
 	}
 	var org organisation
 	if err := json.Unmarshal(plaintext, &org); err != nil {
+		var perr *providers.Error
+		if errors.As(err, &perr) {
+			return nil, perr
+		}
 		return nil, providers.JSONError(err, "")
 	}
 	ev, merr := org.event()
@@ -257,12 +262,29 @@ type organisation struct {
 	Name          string               `json:"name"`
 	TaxNumber     string               `json:"taxNumber"`
 	Language      string               `json:"language"`
-	Customers     []contact            `json:"customers"`
-	Addresses     []address            `json:"addresses"`
+	Customers     contacts             `json:"customers"`
+	Addresses     addresses            `json:"addresses"`
 	IsTaxExempt   *bool                `json:"isTaxExempt"`
 	IsApproved    *bool                `json:"isApproved"`
 	CreatedAt     string               `json:"createdAt"`
 	LastUpdatedOn string               `json:"lastUpdatedOn"`
+}
+
+// contacts and addresses stop decoding at the Customer API's MaxItems, so an
+// organisation with more is refused before the rest of its list is allocated.
+type (
+	contacts  []contact
+	addresses []address
+)
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (c *contacts) UnmarshalJSON(b []byte) error {
+	return providers.DecodeList(b, (*[]contact)(c), crmv1alpha1.MaxContacts, "customers")
+}
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (a *addresses) UnmarshalJSON(b []byte) error {
+	return providers.DecodeList(b, (*[]address)(a), crmv1alpha1.MaxAddresses, "addresses")
 }
 
 type contact struct {
@@ -362,6 +384,9 @@ func (o *organisation) event() (providers.Event, *providers.Error) {
 		Time:     updated,
 		Action:   providers.ActionUpsert,
 		Customer: spec,
+		// The id is made of the organisation's id and lastUpdatedOn; the type
+		// is the provider's own.
+		Fields: providers.EventFields{ID: "id", Time: "lastUpdatedOn"},
 	}, nil
 }
 

@@ -248,7 +248,8 @@ func AssertSpec(tb testing.TB, got, want crmv1alpha1.CustomerSpec) {
 }
 
 // CheckEvent checks what every decoded event must hold, whatever the payload: the
-// ingest path relies on these to name, order and de-duplicate.
+// ingest path relies on these to name, order and de-duplicate, and to name the
+// sender's field when it refuses the event.
 func CheckEvent(tb testing.TB, p providers.Provider, ev providers.Event) {
 	tb.Helper()
 	if ev.ID == "" {
@@ -262,6 +263,10 @@ func CheckEvent(tb testing.TB, p providers.Provider, ev providers.Event) {
 	}
 	if ev.Time.Location() != time.UTC {
 		tb.Errorf("event time %v is not in UTC", ev.Time)
+	}
+	// The ingest path refuses an event from the future naming this field.
+	if ev.Fields.Time == "" {
+		tb.Errorf("event %q does not name the field its time came from", ev.ID)
 	}
 }
 
@@ -355,6 +360,7 @@ func Run(t *testing.T, s Suite) {
 	}
 	t.Run("Timestamp", s.testTimestamp)
 	t.Run("Malformed", s.testMalformed)
+	t.Run("EventLimit", s.testEventLimit)
 	t.Run("Rotation", s.testRotation)
 	t.Run("ValidateSecret", s.testValidateSecret)
 	t.Run("Simulator", s.testSimulator)
@@ -611,6 +617,40 @@ func (s *Suite) testMalformed(t *testing.T) {
 				t.Fatalf("Parse accepted the payload: %d events, %d ignored", len(res.Events), res.Ignored)
 			}
 			ExpectError(t, err, providers.Error{Status: status, Reason: rej.Reason, Field: rej.Field}, s.secrets()...)
+		})
+	}
+}
+
+// testEventLimit: a request carrying exactly MaxEvents events (customer events or
+// not) decodes; one more and it is refused as too_many_events (413), whichever
+// fixture carries them. Providers whose requests carry one event show the first
+// half only, as a limit of one.
+func (s *Suite) testEventLimit(t *testing.T) {
+	sim := s.simulator(t)
+	for _, fx := range s.Fixtures {
+		n := len(fx.Want) + fx.Ignored
+		if n == 0 {
+			continue
+		}
+		t.Run(fx.Name, func(t *testing.T) {
+			req := Signed(t, sim, fx.Plaintext, s.Secret, s.now())
+			req.MaxEvents = n
+			res := Parse(t, s.Provider, req)
+			if len(res.Events) != len(fx.Want) || res.Ignored != fx.Ignored {
+				t.Fatalf("Parse with MaxEvents %d = %d events, %d ignored; want %d, %d", n, len(res.Events), res.Ignored, len(fx.Want), fx.Ignored)
+			}
+			if n == 1 {
+				return
+			}
+			req.MaxEvents = n - 1
+			res, err := s.Provider.Parse(req)
+			if err == nil {
+				t.Fatalf("Parse with MaxEvents %d accepted %d events, %d ignored", n-1, len(res.Events), res.Ignored)
+			}
+			var perr *providers.Error
+			if !errors.As(err, &perr) || perr.Status != http.StatusRequestEntityTooLarge || perr.Reason != providers.ReasonTooManyEvents || perr.Message == "" {
+				t.Fatalf("Parse with MaxEvents %d: error %v, want a 413 %s", n-1, err, providers.ReasonTooManyEvents)
+			}
 		})
 	}
 }

@@ -19,9 +19,11 @@ limitations under the License.
 package smarterpay
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"time"
@@ -98,38 +100,9 @@ func (*Provider) Parse(req *providers.Request) (*providers.Result, error) {
 		return nil, err
 	}
 
-	var p payload
-	if err := json.Unmarshal(req.Body, &p); err != nil {
-		var typeErr *json.UnmarshalTypeError
-		if !errors.As(err, &typeErr) {
-			return nil, providers.JSONError(err, "")
-		}
-		// Other resource types may use the same field names with other JSON
-		// types; only a customer event's own fields have to decode.
-		var perr *providers.Error
-		if p, perr = decodeEach(req.Body); perr != nil {
-			return nil, perr
-		}
-	}
-	if p.Events == nil {
-		return nil, providers.Malformed("events", "body has no events array")
-	}
-
-	res := &providers.Result{}
-	for i := range p.Events {
-		ev := &p.Events[i]
-		if ev.ResourceType != ResourceCustomerAccount {
-			res.Ignored++
-			continue
-		}
-		out, err := ev.event(i)
-		if err != nil {
-			return nil, err
-		}
-		if res.Events == nil {
-			res.Events = make([]providers.Event, 0, len(p.Events)-i)
-		}
-		res.Events = append(res.Events, out)
+	res, perr := decode(req.Body, providers.EventLimit(req))
+	if perr != nil {
+		return nil, perr
 	}
 	return res, nil
 }
@@ -158,37 +131,100 @@ func authenticate(req *providers.Request) *providers.Error {
 	return nil
 }
 
-// decodeEach decodes the events one by one, so a type error in an event that is not
-// a customer event only ignores that event.
-func decodeEach(body []byte) (payload, *providers.Error) {
-	var raw struct {
-		Events []json.RawMessage `json:"events"`
+// decode reads the body as a stream: the events are decoded one at a time, the
+// count checked before each, and only customer events are kept. What Parse
+// allocates is then bounded by limit and by the customer events it keeps, not
+// by how many elements the body holds. A type error in an event that is not a
+// customer event only ignores that event: other resource types may use the same
+// field names with other JSON types.
+func decode(body []byte, limit int) (*providers.Result, *providers.Error) {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	tok, err := dec.Token()
+	if err != nil {
+		return nil, providers.JSONError(err, "")
 	}
-	if err := json.Unmarshal(body, &raw); err != nil {
-		return payload{}, providers.JSONError(err, "")
-	}
-	if raw.Events == nil {
-		return payload{}, nil
-	}
-	p := payload{Events: make([]event, len(raw.Events))}
-	for i, r := range raw.Events {
-		err := json.Unmarshal(r, &p.Events[i])
-		if err == nil {
-			continue
+	var res *providers.Result
+	switch tok {
+	case nil:
+	case json.Delim('{'):
+		for dec.More() {
+			key, err := dec.Token()
+			if err != nil {
+				return nil, providers.JSONError(err, "")
+			}
+			// encoding/json matches field names case-insensitively; so does this.
+			if name, _ := key.(string); !strings.EqualFold(name, "events") {
+				var skip json.RawMessage
+				if err := dec.Decode(&skip); err != nil {
+					return nil, providers.JSONError(err, "")
+				}
+				continue
+			}
+			// A repeated key replaces the earlier value, as in encoding/json.
+			var perr *providers.Error
+			if res, perr = decodeEvents(dec, limit); perr != nil {
+				return nil, perr
+			}
 		}
-		var head struct {
-			ResourceType string `json:"resource_type"`
+		if _, err := dec.Token(); err != nil {
+			return nil, providers.JSONError(err, "")
 		}
-		if json.Unmarshal(r, &head) != nil || head.ResourceType == ResourceCustomerAccount {
-			return payload{}, providers.JSONError(err, fmt.Sprintf("events[%d]", i))
-		}
-		p.Events[i] = event{ResourceType: head.ResourceType}
+	default:
+		return nil, providers.Malformed("", "body is not a JSON object")
 	}
-	return p, nil
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return nil, providers.Malformed("", "body holds more than one JSON value")
+	}
+	if res == nil {
+		return nil, providers.Malformed("events", "body has no events array")
+	}
+	return res, nil
 }
 
-type payload struct {
-	Events []event `json:"events"`
+// decodeEvents decodes the value of "events", nil for null.
+func decodeEvents(dec *json.Decoder, limit int) (*providers.Result, *providers.Error) {
+	tok, err := dec.Token()
+	if err != nil {
+		return nil, providers.JSONError(err, "events")
+	}
+	switch tok {
+	case nil:
+		return nil, nil
+	case json.Delim('['):
+	default:
+		return nil, providers.Malformed("events", "field has the wrong JSON type, want an array")
+	}
+	res := &providers.Result{}
+	e := new(event)
+	for i := 0; dec.More(); i++ {
+		if i == limit {
+			return nil, providers.TooManyEvents("events", limit)
+		}
+		*e = event{}
+		if err := dec.Decode(e); err != nil {
+			var typeErr *json.UnmarshalTypeError
+			// The decoder reads the whole element before it reports a type
+			// error, so the fields that did decode say what the element is. An
+			// element that is not an object (no field) is no event at all.
+			if !errors.As(err, &typeErr) || typeErr.Field == "" || strings.EqualFold(typeErr.Field, "resource_type") ||
+				e.ResourceType == ResourceCustomerAccount {
+				return nil, providers.JSONError(err, fmt.Sprintf("events[%d]", i))
+			}
+		}
+		if e.ResourceType != ResourceCustomerAccount {
+			res.Ignored++
+			continue
+		}
+		out, perr := e.event(i)
+		if perr != nil {
+			return nil, perr
+		}
+		res.Events = append(res.Events, out)
+	}
+	if _, err := dec.Token(); err != nil {
+		return nil, providers.JSONError(err, "events")
+	}
+	return res, nil
 }
 
 type event struct {
@@ -292,6 +328,7 @@ func (e *event) event(i int) (providers.Event, *providers.Error) {
 		Time:     at,
 		Action:   providers.ActionUpsert,
 		Customer: spec,
+		Fields:   providers.EventFields{ID: field("id"), Type: field("resource_type"), Time: field("created_at")},
 	}, nil
 }
 
