@@ -85,20 +85,20 @@ var (
 	htmlAnchor = regexp.MustCompile(`<a\s+(?:id|name)="([^"]+)"`)
 )
 
-// proseLines returns the lines of a Markdown page outside fenced code blocks.
+// proseLines returns the lines of a Markdown page with those of fenced code
+// blocks blanked, so a line's index is still its line number less one.
 func proseLines(text string) []string {
-	var out []string
+	lines := strings.Split(text, "\n")
 	inFence := false
-	for _, line := range strings.Split(text, "\n") {
+	for i, line := range lines {
 		if fence.MatchString(line) {
 			inFence = !inFence
-			continue
-		}
-		if !inFence {
-			out = append(out, line)
+			lines[i] = ""
+		} else if inFence {
+			lines[i] = ""
 		}
 	}
-	return out
+	return lines
 }
 
 // githubAnchor is the anchor GitHub gives a heading: lower case, every
@@ -196,12 +196,12 @@ func TestRelativeLinksResolve(t *testing.T) {
 					resolved = filepath.Join(filepath.Dir(page), filepath.FromSlash(path))
 					info, err := os.Stat(resolved)
 					if err != nil {
-						t.Errorf("%s (prose line %d): link %q: %v", page, i+1, target, err)
+						t.Errorf("%s (line %d): link %q: %v", page, i+1, target, err)
 						continue
 					}
 					if info.IsDir() {
 						if anchor != "" {
-							t.Errorf("%s (prose line %d): link %q: an anchor into a directory", page, i+1, target)
+							t.Errorf("%s (line %d): link %q: an anchor into a directory", page, i+1, target)
 						}
 						continue
 					}
@@ -210,11 +210,11 @@ func TestRelativeLinksResolve(t *testing.T) {
 					continue
 				}
 				if !strings.HasSuffix(resolved, ".md") {
-					t.Errorf("%s (prose line %d): link %q: an anchor into a file that is not Markdown", page, i+1, target)
+					t.Errorf("%s (line %d): link %q: an anchor into a file that is not Markdown", page, i+1, target)
 					continue
 				}
 				if !anchorsOf(resolved)[anchor] {
-					t.Errorf("%s (prose line %d): link %q: no heading with anchor %q in %s", page, i+1, target, anchor, resolved)
+					t.Errorf("%s (line %d): link %q: no heading with anchor %q in %s", page, i+1, target, anchor, resolved)
 				}
 			}
 		}
