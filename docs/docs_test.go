@@ -326,9 +326,9 @@ func TestEveryFlagIsDocumented(t *testing.T) {
 	}
 }
 
-// reasonConstants returns the string values of the constants named Reason* in
-// the Go files of dir (tests excluded).
-func reasonConstants(t *testing.T, dir string) []string {
+// reasonConstants returns the string values of the constants whose names start
+// with one of prefixes, in the Go files of dir (tests excluded).
+func reasonConstants(t *testing.T, dir string, prefixes ...string) []string {
 	t.Helper()
 	pkgs, err := parser.ParseDir(token.NewFileSet(), dir, func(fi fs.FileInfo) bool {
 		return !strings.HasSuffix(fi.Name(), "_test.go")
@@ -347,7 +347,7 @@ func reasonConstants(t *testing.T, dir string) []string {
 				for _, spec := range gd.Specs {
 					vs := spec.(*ast.ValueSpec)
 					for i, name := range vs.Names {
-						if !strings.HasPrefix(name.Name, "Reason") || i >= len(vs.Values) {
+						if !slices.ContainsFunc(prefixes, func(p string) bool { return strings.HasPrefix(name.Name, p) }) || i >= len(vs.Values) {
 							continue
 						}
 						lit, ok := vs.Values[i].(*ast.BasicLit)
@@ -374,7 +374,7 @@ func TestEveryConditionReasonIsInTroubleshooting(t *testing.T) {
 	rows := firstCells(section(t, read(t, operations), "Troubleshooting"))
 	var reasons []string
 	for _, dir := range []string{"api/v1alpha1", "controllers/engine"} {
-		found := reasonConstants(t, filepath.Join(root, dir))
+		found := reasonConstants(t, filepath.Join(root, dir), "Reason")
 		if len(found) == 0 {
 			t.Fatalf("found no Reason constants in %s", dir)
 		}
@@ -429,6 +429,23 @@ func TestEveryMetricIsDocumented(t *testing.T) {
 	for name := range rows {
 		if strings.HasPrefix(name, "customer_operator_") && !slices.Contains(registered, name) {
 			t.Errorf("docs/%s documents %s, which the manager does not register", operations, name)
+		}
+	}
+}
+
+// TestEveryRejectionReasonIsDocumented checks that docs/providers.md explains
+// every reason the webhook server answers with: its own and the providers'.
+func TestEveryRejectionReasonIsDocumented(t *testing.T) {
+	rows := firstCells(section(t, read(t, "providers.md"), "Rejection reasons"))
+	for _, dir := range []string{"webhookserver", "webhookserver/providers"} {
+		found := reasonConstants(t, filepath.Join(root, dir), "Reason", "reason")
+		if len(found) == 0 {
+			t.Fatalf("found no reason constants in %s", dir)
+		}
+		for _, reason := range found {
+			if !rows[reason] {
+				t.Errorf("rejection reason %s (%s) has no row in the rejection reasons of docs/providers.md", reason, dir)
+			}
 		}
 	}
 }
