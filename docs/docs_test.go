@@ -449,3 +449,25 @@ func TestEveryRejectionReasonIsDocumented(t *testing.T) {
 		}
 	}
 }
+
+// TestEverySampleIsReferenced checks that each manifest of config/samples is
+// named by the README or a page of docs/, so a reader finds it.
+func TestEverySampleIsReferenced(t *testing.T) {
+	var pages strings.Builder
+	for _, page := range markdownFiles(t) {
+		pages.WriteString(read(t, page))
+	}
+	samples, err := filepath.Glob(filepath.Join(root, "config", "samples", "*.yaml"))
+	if err != nil || len(samples) == 0 {
+		t.Fatalf("found no samples: %v", err)
+	}
+	for _, sample := range samples {
+		name := filepath.Base(sample)
+		if name == "kustomization.yaml" {
+			continue
+		}
+		if !strings.Contains(pages.String(), "config/samples/"+name) {
+			t.Errorf("config/samples/%s is not referenced by the README or docs/", name)
+		}
+	}
+}
