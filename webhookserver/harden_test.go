@@ -91,9 +91,9 @@ func customersOf(ns string, labels client.MatchingLabels) []crmv1alpha1.Customer
 	return list.Items
 }
 
-// The opening list of issue 7: what went wrong when ingest was tried as an
-// attacker and as a provider that retries.
-var _ = Describe("Issue 7's scenarios", func() {
+// Ingest tried as an attacker and as a provider that retries: each scenario is
+// one that a naive receiver gets wrong.
+var _ = Describe("Ingest under attack and provider retries", func() {
 	var ns string
 	BeforeEach(func() { ns = newNamespace() })
 

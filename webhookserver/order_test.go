@@ -138,7 +138,7 @@ var _ = Describe("Order and idempotency", func() {
 				}
 				wg.Wait()
 			} else {
-				// What the issue requires, step by step: a repeat of an applied
+				// The ordering rules, step by step: a repeat of an applied
 				// event is a duplicate; another event is applied unless it is older
 				// than the record (or the record is a tombstone): then it is stale.
 				var current *event

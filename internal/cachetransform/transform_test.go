@@ -389,7 +389,7 @@ func TestTransformedCustomersTakeLessMemory(t *testing.T) {
 
 // BenchmarkCachedCustomer reports the heap a cached Customer holds (B/object)
 // against its JSON as the bench counts it (managed fields stripped), with
-// managed-field stripping alone (the cache before this package), with the
+// managed-field stripping alone (what a cache holds without the Transformer), with the
 // Transformer, and with it as a controllers-only manager sets it up:
 //
 //	go test ./internal/cachetransform -run '^$' -bench CachedCustomer -benchtime 5x

@@ -163,7 +163,8 @@ func dashboardExprs(t *testing.T) []promql {
 	return out
 }
 
-// TestDashboardPanels checks the dashboard has the panels the issue names.
+// TestDashboardPanels checks the dashboard has the panels an operator reads first:
+// ingest, rejections, delivery latency, pending Customers and sinks in backoff.
 func TestDashboardPanels(t *testing.T) {
 	data, err := os.ReadFile(filepath.Join(root, "config/prometheus/dashboards/customer-operator.json"))
 	if err != nil {
