@@ -39,6 +39,7 @@ import (
 
 	crmv1alpha1 "github.com/customer-operator/customer-operator/api/v1alpha1"
 	"github.com/customer-operator/customer-operator/controllers/engine"
+	"github.com/customer-operator/customer-operator/test/argocd"
 	"github.com/customer-operator/customer-operator/webhookserver"
 )
 
@@ -91,6 +92,7 @@ var _ = Describe("Customer controller", func() {
 			g.Expect(le.ReceivedAt.Time.Unix()).To(Equal(time.Date(2026, 3, 1, 10, 0, 2, 0, time.UTC).Unix()))
 
 			g.Expect(kstatusOf(g, "Customer", ns, c.Name)).To(Equal(kstatus.CurrentStatus))
+			g.Expect(argoHealthOf(g, "Customer", ns, c.Name).Status).To(Equal("Healthy"))
 
 			// Spec and status are tracked whole by server-side apply: the managed
 			// fields name them, not each of their fields.
@@ -174,6 +176,7 @@ var _ = Describe("Customer controller", func() {
 			g.Expect(ready.Message).NotTo(ContainSubstring("spec.contacts[0].email"))
 			expectCondition(g, got.Status.Conditions, got.Generation, crmv1alpha1.ConditionSynced, metav1.ConditionFalse, crmv1alpha1.ReasonInvalidSpec)
 			g.Expect(kstatusOf(g, "Customer", ns, c.Name)).To(Equal(kstatus.FailedStatus))
+			g.Expect(argoHealthOf(g, "Customer", ns, c.Name)).To(Equal(argocd.Health{Status: "Degraded", Message: ready.Message}))
 		}).Should(Succeed())
 
 		By("fixing the emails")
@@ -246,6 +249,7 @@ var _ = Describe("Customer controller", func() {
 			g.Expect(e.LastError).To(ContainSubstring("500"))
 			g.Expect(e.SyncedGeneration).To(BeZero())
 			g.Expect(kstatusOf(g, "Customer", ns, c.Name)).To(Equal(kstatus.InProgressStatus))
+			g.Expect(argoHealthOf(g, "Customer", ns, c.Name)).To(Equal(argocd.Health{Status: "Progressing", Message: synced.Message}))
 		}).Should(Succeed())
 
 		Eventually(func(g Gomega) {

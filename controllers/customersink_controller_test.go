@@ -32,6 +32,7 @@ import (
 	kstatus "sigs.k8s.io/cli-utils/pkg/kstatus/status"
 
 	crmv1alpha1 "github.com/customer-operator/customer-operator/api/v1alpha1"
+	"github.com/customer-operator/customer-operator/test/argocd"
 )
 
 // createSignedSink creates a Secret holding secret and a standard-webhooks
@@ -231,6 +232,10 @@ var _ = Describe("CustomerSink delivery", func() {
 			// the Customer is under way, so it is not kept InProgress.
 			g.Expect(kstatusOf(g, "CustomerSink", ns, "pending")).To(Equal(kstatus.FailedStatus))
 			g.Expect(kstatusOf(g, "Customer", ns, c.Name)).To(Equal(kstatus.CurrentStatus))
+			g.Expect(argoHealthOf(g, "CustomerSink", ns, "pending")).To(Equal(argocd.Health{
+				Status: "Degraded", Message: `Secret "pending-secret" not found`}))
+			g.Expect(argoHealthOf(g, "Customer", ns, c.Name)).To(Equal(argocd.Health{
+				Status: "Degraded", Message: "sink(s) not ready: pending (SecretNotFound)"}))
 		}).Should(Succeed())
 
 		By("creating a Secret whose key is too short")
@@ -264,6 +269,7 @@ var _ = Describe("CustomerSink delivery", func() {
 			g.Expect(got.Generation).To(Equal(updated.Generation))
 			expectCondition(g, got.Status.Conditions, got.Generation, crmv1alpha1.ConditionSynced, metav1.ConditionFalse, crmv1alpha1.ReasonSinkNotReady)
 			g.Expect(kstatusOf(g, "Customer", ns, c.Name)).To(Equal(kstatus.CurrentStatus))
+			g.Expect(argoHealthOf(g, "CustomerSink", ns, "pending").Status).To(Equal("Suspended"))
 		}).Should(Succeed())
 		Expect(rc.acked()).NotTo(HaveKey(eventID(updated)), "a suspended sink received a delivery")
 

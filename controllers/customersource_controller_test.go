@@ -28,6 +28,7 @@ import (
 	kstatus "sigs.k8s.io/cli-utils/pkg/kstatus/status"
 
 	crmv1alpha1 "github.com/customer-operator/customer-operator/api/v1alpha1"
+	"github.com/customer-operator/customer-operator/test/argocd"
 )
 
 // phasioKey returns a Phasio webhook secret as Phasio shows it: URL-safe base64
@@ -83,6 +84,8 @@ var _ = Describe("CustomerSource controller", func() {
 			g.Expect(src.Spec.TimestampTolerance).NotTo(BeNil(), "timestampTolerance is defaulted")
 			g.Expect(src.Spec.TimestampTolerance.Duration.String()).To(Equal("5m0s"))
 			g.Expect(kstatusOf(g, "CustomerSource", ns, "phasio")).To(Equal(kstatus.CurrentStatus))
+			g.Expect(argoHealthOf(g, "CustomerSource", ns, "phasio")).To(Equal(argocd.Health{
+				Status: "Healthy", Message: "accepting phasio webhooks at /hooks/" + ns + "/phasio"}))
 		}).Should(Succeed())
 
 		createSecret(ns, "gettrx-creds", map[string]string{"secret": "gettrx-signing-secret"})
@@ -107,6 +110,9 @@ var _ = Describe("CustomerSource controller", func() {
 		expectReady("short-key", metav1.ConditionFalse, crmv1alpha1.ReasonSecretInvalid, `"short"`, "32")
 		Eventually(func(g Gomega) {
 			g.Expect(kstatusOf(g, "CustomerSource", ns, "short-key")).To(Equal(kstatus.FailedStatus))
+			h := argoHealthOf(g, "CustomerSource", ns, "short-key")
+			g.Expect(h.Status).To(Equal("Degraded"))
+			g.Expect(h.Message).To(ContainSubstring(`"short"`))
 		}).Should(Succeed())
 
 		Expect(retry.RetryOnConflict(retry.DefaultRetry, func() error {
@@ -138,6 +144,9 @@ var _ = Describe("CustomerSource controller", func() {
 		}
 		setSuspend(true)
 		expectReady("pausable", metav1.ConditionFalse, crmv1alpha1.ReasonSuspended)
+		Eventually(func(g Gomega) {
+			g.Expect(argoHealthOf(g, "CustomerSource", ns, "pausable").Status).To(Equal("Suspended"))
+		}).Should(Succeed())
 		setSuspend(false)
 		expectReady("pausable", metav1.ConditionTrue, crmv1alpha1.ReasonValid)
 	})

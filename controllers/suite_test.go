@@ -55,6 +55,7 @@ import (
 	"github.com/customer-operator/customer-operator/controllers/delivery"
 	"github.com/customer-operator/customer-operator/internal/cachetransform"
 	"github.com/customer-operator/customer-operator/internal/secretcache"
+	"github.com/customer-operator/customer-operator/test/argocd"
 	"github.com/customer-operator/customer-operator/webhookserver"
 )
 
@@ -358,6 +359,19 @@ func kstatusOf(g Gomega, kind, ns, name string) kstatus.Status {
 	res, err := kstatus.Compute(u)
 	g.Expect(err).NotTo(HaveOccurred())
 	return res.Status
+}
+
+// argoHealthOf runs the object's Argo CD health check (config/argocd) over it as
+// fetched from the API server, as Argo CD runs a check from argocd-cm.
+func argoHealthOf(g Gomega, kind, ns, name string) argocd.Health {
+	u := &unstructured.Unstructured{}
+	u.SetGroupVersionKind(crmv1alpha1.GroupVersion.WithKind(kind))
+	g.Expect(k8sClient.Get(ctx, key(ns, name), u)).To(Succeed())
+	script, err := argocd.Script(kind)
+	g.Expect(err).NotTo(HaveOccurred())
+	h, err := argocd.Run(script, u.Object)
+	g.Expect(err).NotTo(HaveOccurred())
+	return h
 }
 
 // updateCustomer changes a Customer as a user would, retrying on conflicts with
