@@ -90,6 +90,7 @@ func main() {
 	flag.DurationVar(&webhookOpts.APITimeout, "webhook-api-timeout", webhookserver.DefaultOptions.APITimeout, "Time allowed for the Kubernetes API calls of one webhook; past it the answer is 503.")
 	flag.Int64Var(&webhookOpts.MaxBufferedBytes, "webhook-max-buffered-bytes", webhookserver.DefaultOptions.MaxBufferedBytes, "Request body bytes buffered at once across the webhook server; past it a request is answered 503 with Retry-After.")
 	flag.IntVar(&webhookOpts.AuthFailuresPerMinute, "webhook-auth-failures-per-minute", webhookserver.DefaultOptions.AuthFailuresPerMinute, "Failed authentications one client address may make at once and per minute; past it its requests are answered 429. Negative: no limit.")
+	flag.DurationVar(&webhookOpts.SweepInterval, "state-sweep-interval", webhookserver.DefaultOptions.SweepInterval, "How often what is kept for objects that are gone is pruned: cached Secret data nothing references, and the limits and metric series of deleted CustomerSources.")
 	flag.Func("webhook-trusted-proxies", "Comma-separated CIDRs of reverse proxies (the Ingress controller) whose X-Forwarded-For names the client address; empty: the peer is the client.", func(v string) (err error) {
 		webhookOpts.TrustedProxies, err = webhookserver.ParsePrefixes(v)
 		return err
@@ -114,6 +115,11 @@ func main() {
 	runControllers, runWebhook := mode == "all" || mode == "controllers", mode == "all" || mode == "webhook"
 	if !runControllers && !runWebhook {
 		fmt.Fprintf(os.Stderr, "--mode must be all, controllers or webhook, not %q\n", mode)
+		os.Exit(2)
+	}
+
+	if webhookOpts.SweepInterval <= 0 {
+		fmt.Fprintf(os.Stderr, "--state-sweep-interval must be positive, not %s\n", webhookOpts.SweepInterval)
 		os.Exit(2)
 	}
 
@@ -184,6 +190,13 @@ func main() {
 	secrets := secretcache.NewByName(mgr.GetAPIReader(), secretcache.DefaultTTL, namespaces...)
 	if runControllers {
 		secrets = secretcache.New(mgr.GetClient(), mgr.GetAPIReader())
+		err = controllers.SetupSecretCache(context.Background(), mgr, secrets, webhookOpts.SweepInterval)
+	} else {
+		err = mgr.Add(&secretcache.Sweeper{Store: secrets, Interval: webhookOpts.SweepInterval})
+	}
+	if err != nil {
+		log.Error(err, "unable to set up the Secret cache")
+		os.Exit(1)
 	}
 
 	if runControllers {
