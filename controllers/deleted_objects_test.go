@@ -17,9 +17,16 @@ limitations under the License.
 package controllers
 
 import (
+	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"fmt"
+	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
@@ -45,6 +52,26 @@ import (
 	"github.com/customer-operator/customer-operator/webhookserver/providers"
 	"github.com/customer-operator/customer-operator/webhookserver/providers/registry"
 )
+
+// caBundle is a PEM bundle of about size bytes: one self-signed CA, repeated.
+func caBundle(size int) []byte {
+	GinkgoHelper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	Expect(err).NotTo(HaveOccurred())
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "churn CA"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(time.Hour),
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+		KeyUsage:              x509.KeyUsageCertSign,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	Expect(err).NotTo(HaveOccurred())
+	one := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	return bytes.Repeat(one, max(size/len(one), 1))
+}
 
 // churnSecretBytes is the size of each source's Secret: just under 1 MiB, so
 // that the Secret with its JSON encoding stays under etcd's request limit.
@@ -133,9 +160,9 @@ func churnServer(sweep time.Duration) string {
 
 // churn creates n GETTRX CustomerSources in srcNS, each with a Secret of
 // churnSecretBytes, and n CustomerSinks in sinkNS, each with a Secret of its
-// own; sends each source a signed event and waits until each sink has been
-// delivered to.
-func churn(hooks string, rc *pathReceiver, srcNS, sinkNS string, n int, padding []byte) {
+// own holding ca (which the sink's resolved target keeps a copy of); sends
+// each source a signed event and waits until each sink has been delivered to.
+func churn(hooks string, rc *pathReceiver, srcNS, sinkNS string, n int, padding, ca []byte) {
 	GinkgoHelper()
 	gettrx := registry.Lookup(crmv1alpha1.ProviderGETTRX).(providers.Simulator)
 	event := `{"id":"evt_churn","type":"customer.updated","created":"%d","data":{"object":{"id":"cus_churn","object":"customer","name":%q,"email":"churn@example.com"}}}`
@@ -176,7 +203,7 @@ func churn(hooks string, rc *pathReceiver, srcNS, sinkNS string, n int, padding 
 			sink := fmt.Sprintf("sink-%d", i)
 			whsec := newWebhookSecret()
 			Expect(k8sClient.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: sinkNS, Name: sink},
-				StringData: map[string]string{delivery.KeySecret: whsec}})).To(Succeed())
+				StringData: map[string]string{delivery.KeySecret: whsec, delivery.KeyCA: string(ca)}})).To(Succeed())
 			Expect(k8sClient.Create(ctx, &crmv1alpha1.CustomerSink{
 				ObjectMeta: metav1.ObjectMeta{Namespace: sinkNS, Name: sink},
 				Spec: crmv1alpha1.CustomerSinkSpec{URL: rc.url(sink), Format: crmv1alpha1.FormatStandardWebhooks,
@@ -254,12 +281,13 @@ var _ = Describe("what is kept for deleted objects", Serial, func() {
 		hooks := churnServer(testSweepInterval)
 		rc := newPathReceiver()
 
+		ca := caBundle(64 << 10)
 		round := func(n int, padding []byte) (srcNS, sinkNS string) {
 			srcNS, sinkNS = newNamespace(), newNamespace()
 			rc.reset()
 			// One Customer for the sinks to deliver.
 			Expect(k8sClient.Create(ctx, newCustomer(sinkNS, "churn", crmv1alpha1.CustomerSpec{DisplayName: "Churn"}))).To(Succeed())
-			churn(hooks, rc, srcNS, sinkNS, n, padding)
+			churn(hooks, rc, srcNS, sinkNS, n, padding, ca)
 			return srcNS, sinkNS
 		}
 
