@@ -93,6 +93,7 @@ func main() {
 	flag.IntVar(&webhookOpts.AuthFailuresPerMinute, "webhook-auth-failures-per-minute", webhookserver.DefaultOptions.AuthFailuresPerMinute, "Failed authentications (and stalled or broken-off bodies) one client address may make at one source at once and per minute; past it its requests to that source are answered 429. Negative: no limit.")
 	flag.IntVar(&webhookOpts.AddressFailuresPerMinute, "webhook-address-failures-per-minute", webhookserver.DefaultOptions.AddressFailuresPerMinute, "Failed authentications and unknown paths one client address may have across all sources at once and per minute; past it all its requests are answered 429. Keep it well above --webhook-auth-failures-per-minute: providers share addresses between tenants. Negative: no limit.")
 	flag.IntVar(&webhookOpts.MaxBodyReadsPerAddress, "webhook-max-body-reads-per-address", webhookserver.DefaultOptions.MaxBodyReadsPerAddress, "Request bodies one client address may have being read at once before they are authenticated; past it the answer is 429. Negative: no limit.")
+	flag.DurationVar(&webhookOpts.SweepInterval, "state-sweep-interval", webhookserver.DefaultOptions.SweepInterval, "How often what is kept for objects that are gone is pruned: cached Secret data nothing references, and the limits and metric series of deleted CustomerSources.")
 	flag.Func("webhook-trusted-proxies", "Comma-separated CIDRs of reverse proxies (the Ingress controller) whose X-Forwarded-For names the client address; empty: the peer is the client.", func(v string) (err error) {
 		webhookOpts.TrustedProxies, err = webhookserver.ParsePrefixes(v)
 		return err
@@ -117,6 +118,11 @@ func main() {
 	runControllers, runWebhook := mode == "all" || mode == "controllers", mode == "all" || mode == "webhook"
 	if !runControllers && !runWebhook {
 		fmt.Fprintf(os.Stderr, "--mode must be all, controllers or webhook, not %q\n", mode)
+		os.Exit(2)
+	}
+
+	if webhookOpts.SweepInterval <= 0 {
+		fmt.Fprintf(os.Stderr, "--state-sweep-interval must be positive, not %s\n", webhookOpts.SweepInterval)
 		os.Exit(2)
 	}
 
@@ -187,6 +193,13 @@ func main() {
 	secrets := secretcache.NewByName(mgr.GetAPIReader(), secretcache.DefaultTTL, namespaces...)
 	if runControllers {
 		secrets = secretcache.New(mgr.GetClient(), mgr.GetAPIReader())
+		err = controllers.SetupSecretCache(context.Background(), mgr, secrets, webhookOpts.SweepInterval)
+	} else {
+		err = mgr.Add(&secretcache.Sweeper{Store: secrets, Interval: webhookOpts.SweepInterval})
+	}
+	if err != nil {
+		log.Error(err, "unable to set up the Secret cache")
+		os.Exit(1)
 	}
 
 	if runControllers {

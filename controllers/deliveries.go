@@ -70,10 +70,12 @@ type EngineOptions struct {
 // NewEngine builds the delivery engine on mgr's cache and adds it to mgr, which
 // starts and stops it.
 func NewEngine(mgr ctrl.Manager, secrets *secretcache.Store, opts EngineOptions) (*engine.Engine, error) {
+	targets := &sinkTargets{reader: mgr.GetClient(), secrets: secrets}
 	e := engine.New(engine.Options{
 		Client:    opts.Client,
 		Customers: mgr.GetClient(),
-		Targets:   (&sinkTargets{reader: mgr.GetClient(), secrets: secrets}).resolve,
+		Targets:   targets.resolve,
+		Forgotten: targets.forget,
 		Recorder:  mgr.GetEventRecorder("delivery-engine"),
 		Workers:   opts.PerSinkConcurrency,
 		BaseDelay: opts.BaseDelay,
@@ -101,6 +103,13 @@ type memoTarget struct {
 	secret          uintptr // identity of the Secret data the Store returned
 	target          engine.Sink
 	ready           bool
+}
+
+// forget drops the target of a sink that is gone: nothing would ask for it again.
+func (t *sinkTargets) forget(name types.NamespacedName) {
+	t.mu.Lock()
+	delete(t.memo, name)
+	t.mu.Unlock()
 }
 
 func (t *sinkTargets) resolve(ctx context.Context, name types.NamespacedName) (engine.Sink, bool, error) {

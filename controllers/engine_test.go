@@ -65,7 +65,8 @@ func startIsolatedManager(id string) (stop func()) {
 		Controller: config.Controller{SkipNameValidation: &skip},
 	})
 	Expect(err).NotTo(HaveOccurred())
-	Expect(setupControllers(mgr, newDeliveryClient())).To(Succeed())
+	_, err = setupControllers(mgr, newDeliveryClient())
+	Expect(err).NotTo(HaveOccurred())
 	mctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() {

@@ -66,6 +66,8 @@ const (
 	testBaseDelay   = 50 * time.Millisecond
 	testMaxDelay    = 2 * time.Second
 	testDeleteGrace = 20 * time.Second
+	// testSweepInterval is how often what is kept for deleted objects is pruned.
+	testSweepInterval = 250 * time.Millisecond
 
 	eventuallyTimeout = 45 * time.Second
 	pollInterval      = 100 * time.Millisecond
@@ -85,6 +87,9 @@ var (
 	mgrDone   chan struct{}
 	dlvClient *delivery.Client
 	scheme    = runtime.NewScheme()
+	// suiteSecrets is the Secret cache of the suite's manager, which a webhook
+	// server shares in the process as in --mode=all.
+	suiteSecrets *secretcache.Store
 )
 
 func TestControllers(t *testing.T) {
@@ -144,7 +149,8 @@ var _ = BeforeSuite(func() {
 	})
 	Expect(err).NotTo(HaveOccurred())
 	dlvClient = newDeliveryClient()
-	Expect(setupControllers(mgr, dlvClient)).To(Succeed())
+	suiteSecrets, err = setupControllers(mgr, dlvClient)
+	Expect(err).NotTo(HaveOccurred())
 
 	mgrDone = make(chan struct{})
 	go func() {
@@ -225,8 +231,11 @@ func newDeliveryClient() *delivery.Client {
 
 // setupControllers wires the engine and the reconcilers into mgr as main.go
 // does in controllers mode, with quick backoffs so that retries fit in a test.
-func setupControllers(mgr ctrl.Manager, c *delivery.Client) error {
+func setupControllers(mgr ctrl.Manager, c *delivery.Client) (*secretcache.Store, error) {
 	secrets := secretcache.New(mgr.GetClient(), mgr.GetAPIReader())
+	if err := SetupSecretCache(ctx, mgr, secrets, testSweepInterval); err != nil {
+		return nil, err
+	}
 	eng, err := NewEngine(mgr, secrets, EngineOptions{
 		Client:             c,
 		PerSinkConcurrency: 16,
@@ -234,7 +243,7 @@ func setupControllers(mgr ctrl.Manager, c *delivery.Client) error {
 		MaxDelay:           testMaxDelay,
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := (&CustomerReconciler{
 		Client:                  mgr.GetClient(),
@@ -244,16 +253,16 @@ func setupControllers(mgr ctrl.Manager, c *delivery.Client) error {
 		DeleteGracePeriod:       testDeleteGrace,
 		MaxConcurrentReconciles: 8,
 	}).SetupWithManager(mgr); err != nil {
-		return err
+		return nil, err
 	}
 	if err := (&CustomerSourceReconciler{
 		Client:   mgr.GetClient(),
 		Recorder: mgr.GetEventRecorder("customersource-controller"),
 		Secrets:  secrets,
 	}).SetupWithManager(mgr); err != nil {
-		return err
+		return nil, err
 	}
-	return (&CustomerSinkReconciler{
+	return secrets, (&CustomerSinkReconciler{
 		Client:        mgr.GetClient(),
 		Secrets:       secrets,
 		Deliveries:    eng,

@@ -390,6 +390,10 @@ func (s *Server) serveHook(w http.ResponseWriter, r *http.Request) {
 	source := ""
 	if req.src != nil {
 		source = req.key.String()
+		// The source's series are dropped with its state, once it is gone.
+		s.mu.Lock()
+		s.state(req.src)
+		s.mu.Unlock()
 	}
 	code := http.StatusOK
 	switch {

@@ -154,6 +154,9 @@ type Options struct {
 	Customers client.Reader
 	// Targets resolves sinks.
 	Targets Targets
+	// Forgotten, when set, is told of a sink that Forget dropped, so that what
+	// Targets keeps of it goes too.
+	Forgotten func(sink types.NamespacedName)
 	// Recorder records an Event on a CustomerSink when it is paused.
 	Recorder events.EventRecorder
 	// Workers is the number of deliveries in flight to one sink at most.
@@ -367,8 +370,10 @@ func (e *Engine) Forget(k Key) {
 			s.stop()
 			delete(e.sinks, k.sink())
 		}
-		sinkPaused.DeleteLabelValues(k.sink().String())
-		deliveryDuration.DeleteLabelValues(k.sink().String())
+		forgetSinkSeries(k.sink().String())
+		if e.opts.Forgotten != nil {
+			e.opts.Forgotten(k.sink())
+		}
 	case k.Sink == "":
 		for name, s := range e.sinks {
 			if name.Namespace == k.Namespace {

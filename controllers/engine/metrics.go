@@ -39,6 +39,15 @@ var (
 	}, []string{"sink"})
 )
 
+// forgetSinkSeries drops the series of a sink that is gone, so the metrics do
+// not grow with every sink ever created.
+func forgetSinkSeries(sink string) {
+	l := prometheus.Labels{"sink": sink}
+	deliveriesTotal.DeletePartialMatch(l)
+	deliveryDuration.DeletePartialMatch(l)
+	sinkPaused.DeletePartialMatch(l)
+}
+
 func init() {
 	metrics.Registry.MustRegister(deliveriesTotal, deliveryDuration, sinkPaused)
 }

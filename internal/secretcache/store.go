@@ -29,7 +29,9 @@ limitations under the License.
 //     rotated Secret takes effect within the TTL, and a burst of webhooks costs one
 //     read per Secret and TTL.
 //
-// Either way only referenced Secrets' values are held.
+// Either way only referenced Secrets' values are held, and only while they are:
+// DropDeleted forgets a Secret when it is deleted, and a Sweeper forgets those
+// that nothing references any more (and, reading by name, those past the TTL).
 package secretcache
 
 import (
@@ -44,6 +46,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	toolscache "k8s.io/client-go/tools/cache"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
@@ -110,7 +114,7 @@ func (s *Store) Get(ctx context.Context, key types.NamespacedName) (map[string][
 	pom := &metav1.PartialObjectMetadata{}
 	pom.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
 	if err := s.meta.Get(ctx, key, pom); err != nil {
-		s.forget(key)
+		s.Forget(key)
 		return nil, err
 	}
 
@@ -160,7 +164,7 @@ func (s *Store) fetch(ctx context.Context, key types.NamespacedName) (entry, err
 		case apierrors.IsNotFound(err) && s.meta == nil:
 			e.notFound = true
 		case apierrors.IsNotFound(err):
-			s.forget(key)
+			s.Forget(key)
 			return entry{}, err
 		default:
 			return entry{}, fmt.Errorf("reading Secret %s: %w", key, err)
@@ -191,8 +195,50 @@ func (s *Store) sweepLocked(now time.Time) {
 	}
 }
 
-func (s *Store) forget(key types.NamespacedName) {
+// Forget drops what the Store holds of a Secret; the next Get reads it again.
+func (s *Store) Forget(key types.NamespacedName) {
 	s.mu.Lock()
 	delete(s.entries, key)
 	s.mu.Unlock()
+}
+
+// Retain drops the entries of Secrets that keep does not name and, when reading
+// by name, those past the TTL; it returns how many it dropped. A Secret dropped
+// while still in use is only read again.
+func (s *Store) Retain(keep func(types.NamespacedName) bool) int {
+	now := s.now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := len(s.entries)
+	for k, e := range s.entries {
+		if (keep != nil && !keep(k)) || (s.meta == nil && now.Sub(e.fetched) >= s.ttl) {
+			delete(s.entries, k)
+		}
+	}
+	return n - len(s.entries)
+}
+
+// DropDeleted makes the Store forget a Secret as soon as the metadata informer
+// of Secrets (the one New's meta reader serves from) sees it deleted, rather
+// than hold its data until something asks for it again.
+func (s *Store) DropDeleted(ctx context.Context, informers cache.Informers) error {
+	pom := &metav1.PartialObjectMetadata{}
+	pom.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
+	inf, err := informers.GetInformer(ctx, pom)
+	if err != nil {
+		return fmt.Errorf("getting the informer of Secrets' metadata: %w", err)
+	}
+	if _, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+		DeleteFunc: func(obj any) {
+			if d, ok := obj.(toolscache.DeletedFinalStateUnknown); ok {
+				obj = d.Obj
+			}
+			if o, ok := obj.(client.Object); ok {
+				s.Forget(client.ObjectKeyFromObject(o))
+			}
+		},
+	}); err != nil {
+		return fmt.Errorf("watching Secrets' deletes: %w", err)
+	}
+	return nil
 }

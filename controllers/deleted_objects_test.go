@@ -1,0 +1,328 @@
+/*
+Copyright 2026 The customer-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controllers
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	"golang.org/x/sync/errgroup"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	crmv1alpha1 "github.com/customer-operator/customer-operator/api/v1alpha1"
+	"github.com/customer-operator/customer-operator/controllers/delivery"
+	"github.com/customer-operator/customer-operator/internal/cachetransform"
+	"github.com/customer-operator/customer-operator/webhookserver"
+	"github.com/customer-operator/customer-operator/webhookserver/providers"
+	"github.com/customer-operator/customer-operator/webhookserver/providers/registry"
+)
+
+// caBundle is a PEM bundle of about size bytes: one self-signed CA, repeated.
+func caBundle(size int) []byte {
+	GinkgoHelper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	Expect(err).NotTo(HaveOccurred())
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "churn CA"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(time.Hour),
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+		KeyUsage:              x509.KeyUsageCertSign,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	Expect(err).NotTo(HaveOccurred())
+	one := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	return bytes.Repeat(one, max(size/len(one), 1))
+}
+
+// churnSecretBytes is the size of each source's Secret: just under 1 MiB, so
+// that the Secret with its JSON encoding stays under etcd's request limit.
+const churnSecretBytes = 1<<20 - 16<<10
+
+// heapNow is the live heap after a collection, in use and allocated.
+func heapNow() (inUse, alloc uint64) {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapInuse, m.HeapAlloc
+}
+
+func mib(b uint64) float64 { return float64(b) / (1 << 20) }
+
+// seriesNaming counts the series of customer_operator_* metrics in
+// controller-runtime's registry (what /metrics serves) with a label value in
+// one of the namespaces.
+func seriesNaming(namespaces ...string) (int, []string) {
+	GinkgoHelper()
+	families, err := ctrlmetrics.Registry.Gather()
+	Expect(err).NotTo(HaveOccurred())
+	n := 0
+	var examples []string
+	for _, f := range families {
+		if !strings.HasPrefix(f.GetName(), "customer_operator_") {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				named := false
+				for _, ns := range namespaces {
+					if strings.HasPrefix(l.GetValue(), ns+"/") {
+						named = true
+					}
+				}
+				if named {
+					n++
+					if len(examples) < 5 {
+						examples = append(examples, f.GetName()+"{"+l.GetName()+"="+l.GetValue()+"}")
+					}
+					break
+				}
+			}
+		}
+	}
+	return n, examples
+}
+
+// churnServer runs a webhook server in the process, on a manager of its own
+// but with the suite's Secret cache, as --mode=all shares one, and returns its
+// base URL.
+func churnServer(sweep time.Duration) string {
+	GinkgoHelper()
+	mgr, err := ctrl.NewManager(rest.CopyConfig(cfg), ctrl.Options{
+		Scheme:                 scheme,
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0",
+		Cache:                  cache.Options{DefaultTransform: cachetransform.New().TransformFunc()},
+	})
+	Expect(err).NotTo(HaveOccurred())
+	create, err := webhookserver.NewMetadataCreate(mgr.GetConfig(), mgr.GetHTTPClient())
+	Expect(err).NotTo(HaveOccurred())
+	srv := webhookserver.New(webhookserver.Options{
+		BindAddress:           "127.0.0.1:0",
+		AuthFailuresPerMinute: -1,
+		SweepInterval:         sweep,
+		CreateCustomer:        create,
+	}, mgr.GetClient(), mgr.GetAPIReader(), suiteSecrets, nil)
+	addr, err := srv.Listen()
+	Expect(err).NotTo(HaveOccurred())
+	Expect(mgr.Add(srv)).To(Succeed())
+	mctx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer GinkgoRecover()
+		defer close(done)
+		Expect(mgr.Start(mctx)).To(Succeed())
+	}()
+	DeferCleanup(func() {
+		stop()
+		Eventually(done).WithTimeout(20 * time.Second).Should(BeClosed())
+	})
+	return "http://" + addr.String()
+}
+
+// churn creates n GETTRX CustomerSources in srcNS, each with a Secret of
+// churnSecretBytes, and n CustomerSinks in sinkNS, each with a Secret of its
+// own holding ca (which the sink's resolved target keeps a copy of); sends
+// each source a signed event and waits until each sink has been delivered to.
+func churn(hooks string, rc *pathReceiver, srcNS, sinkNS string, n int, padding, ca []byte) {
+	GinkgoHelper()
+	gettrx := registry.Lookup(crmv1alpha1.ProviderGETTRX).(providers.Simulator)
+	event := `{"id":"evt_churn","type":"customer.updated","created":"%d","data":{"object":{"id":"cus_churn","object":"customer","name":%q,"email":"churn@example.com"}}}`
+
+	var g errgroup.Group
+	g.SetLimit(8)
+	for i := range n {
+		g.Go(func() error {
+			defer GinkgoRecover()
+			name := fmt.Sprintf("src-%d", i)
+			secret := map[string][]byte{providers.KeySecret: []byte(fmt.Sprintf("whsec-churn-%d", i)), "padding": padding}
+			Expect(k8sClient.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: srcNS, Name: name}, Data: secret})).To(Succeed())
+			Expect(k8sClient.Create(ctx, &crmv1alpha1.CustomerSource{
+				ObjectMeta: metav1.ObjectMeta{Namespace: srcNS, Name: name},
+				Spec:       crmv1alpha1.CustomerSourceSpec{Provider: crmv1alpha1.ProviderGETTRX, SecretRef: crmv1alpha1.SecretReference{Name: name}},
+			})).To(Succeed())
+			// Every other source's event can never be applied (its name is too
+			// long): a signed request answered 422, which is counted too.
+			customer, want := "Churn", BeNumerically("<", 300)
+			if i%2 == 1 {
+				customer, want = strings.Repeat("y", 600), Equal(http.StatusUnprocessableEntity)
+			}
+			// 404 and 503 until the server's caches hold the source and its Secret.
+			Eventually(func() int {
+				body, header, err := gettrx.Prepare(fmt.Appendf(nil, event, time.Now().Unix(), customer), secret, time.Now())
+				Expect(err).NotTo(HaveOccurred())
+				req, err := http.NewRequest(http.MethodPost, hooks+"/hooks/"+srcNS+"/"+name, strings.NewReader(string(body)))
+				Expect(err).NotTo(HaveOccurred())
+				req.Header = header
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					return 0
+				}
+				_ = resp.Body.Close()
+				return resp.StatusCode
+			}).WithTimeout(30*time.Second).WithPolling(50*time.Millisecond).Should(want, "source %s never answered its signed event as expected", name)
+
+			sink := fmt.Sprintf("sink-%d", i)
+			whsec := newWebhookSecret()
+			Expect(k8sClient.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: sinkNS, Name: sink},
+				StringData: map[string]string{delivery.KeySecret: whsec, delivery.KeyCA: string(ca)}})).To(Succeed())
+			Expect(k8sClient.Create(ctx, &crmv1alpha1.CustomerSink{
+				ObjectMeta: metav1.ObjectMeta{Namespace: sinkNS, Name: sink},
+				Spec: crmv1alpha1.CustomerSinkSpec{URL: rc.url(sink), Format: crmv1alpha1.FormatStandardWebhooks,
+					SecretRef: &crmv1alpha1.SecretReference{Name: sink}},
+			})).To(Succeed())
+			return nil
+		})
+	}
+	Expect(g.Wait()).To(Succeed())
+	Eventually(rc.paths).WithTimeout(60*time.Second).Should(BeNumerically(">=", n), "not every sink was delivered to")
+}
+
+// unchurn deletes what churn created, and the Secrets of every other source:
+// the rest stay, referenced by nothing.
+func unchurn(srcNS, sinkNS string, n int) {
+	GinkgoHelper()
+	var g errgroup.Group
+	g.SetLimit(8)
+	for i := range n {
+		g.Go(func() error {
+			defer GinkgoRecover()
+			name := fmt.Sprintf("src-%d", i)
+			Expect(k8sClient.Delete(ctx, &crmv1alpha1.CustomerSource{ObjectMeta: metav1.ObjectMeta{Namespace: srcNS, Name: name}})).To(Succeed())
+			if i%2 == 0 {
+				Expect(k8sClient.Delete(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: srcNS, Name: name}})).To(Succeed())
+			}
+			sink := fmt.Sprintf("sink-%d", i)
+			Expect(k8sClient.Delete(ctx, &crmv1alpha1.CustomerSink{ObjectMeta: metav1.ObjectMeta{Namespace: sinkNS, Name: sink}})).To(Succeed())
+			Expect(k8sClient.Delete(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: sinkNS, Name: sink}})).To(Succeed())
+			return nil
+		})
+	}
+	Expect(g.Wait()).To(Succeed())
+}
+
+// pathReceiver acknowledges every delivery and counts the paths delivered to:
+// one per sink.
+type pathReceiver struct {
+	srv  *httptest.Server
+	mu   sync.Mutex
+	seen map[string]bool
+}
+
+func newPathReceiver() *pathReceiver {
+	rc := &pathReceiver{seen: map[string]bool{}}
+	rc.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rc.mu.Lock()
+		rc.seen[r.URL.Path] = true
+		rc.mu.Unlock()
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	DeferCleanup(rc.srv.Close)
+	return rc
+}
+
+func (rc *pathReceiver) url(sink string) string { return rc.srv.URL + "/" + sink }
+
+func (rc *pathReceiver) paths() int {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return len(rc.seen)
+}
+
+func (rc *pathReceiver) reset() {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	clear(rc.seen)
+}
+
+var _ = Describe("what is kept for deleted objects", Serial, func() {
+	It("goes with them: after 200 CustomerSources with 1 MiB Secrets and 200 CustomerSinks come and go, the heap is back within 10% and no metric series names them", func() {
+		const n = 200
+		padding := make([]byte, churnSecretBytes)
+		_, _ = rand.Read(padding)
+		hooks := churnServer(testSweepInterval)
+		rc := newPathReceiver()
+
+		ca := caBundle(64 << 10)
+		round := func(n int, padding []byte) (srcNS, sinkNS string) {
+			srcNS, sinkNS = newNamespace(), newNamespace()
+			rc.reset()
+			// One Customer for the sinks to deliver.
+			Expect(k8sClient.Create(ctx, newCustomer(sinkNS, "churn", crmv1alpha1.CustomerSpec{DisplayName: "Churn"}))).To(Succeed())
+			churn(hooks, rc, srcNS, sinkNS, n, padding, ca)
+			return srcNS, sinkNS
+		}
+
+		// A first round, with small Secrets, warms up the caches, informers and
+		// connections, and grows the maps that never shrink (the metric vectors',
+		// the informers' indexes) to the churn's size.
+		warmSrc, warmSink := round(n, padding[:1<<10])
+		unchurn(warmSrc, warmSink, n)
+		// The baseline is taken once the sweeps had their chance; what they leave
+		// of the warm-up is the measured round's to show.
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(testSweepInterval) {
+			if left, _ := seriesNaming(warmSrc, warmSink); left == 0 {
+				break
+			}
+		}
+		time.Sleep(4 * testSweepInterval)
+		inUseBefore, allocBefore := heapNow()
+
+		srcNS, sinkNS := round(n, padding)
+		series, examples := seriesNaming(srcNS, sinkNS)
+		Expect(series).To(BeNumerically(">=", 2*n), "the churned objects have series, e.g. %v", examples)
+		inUsePeak, allocPeak := heapNow()
+		unchurn(srcNS, sinkNS, n)
+
+		start := time.Now()
+		var inUse, alloc uint64
+		Eventually(func(g Gomega) {
+			inUse, alloc = heapNow()
+			left, examples := seriesNaming(srcNS, sinkNS)
+			state := fmt.Sprintf("%d series left (e.g. %v); heap allocated %.1f MiB, %.1f MiB before and %.1f MiB with the objects (in use %.1f, %.1f, %.1f MiB)",
+				left, examples, mib(alloc), mib(allocBefore), mib(allocPeak), mib(inUse), mib(inUseBefore), mib(inUsePeak))
+			g.Expect(left).To(BeZero(), state)
+			g.Expect(float64(alloc)).To(BeNumerically("<=", 1.1*float64(allocBefore)), state)
+		}).WithTimeout(30 * time.Second).WithPolling(time.Second).Should(Succeed())
+		AddReportEntry("heap", fmt.Sprintf("allocated %.1f MiB before, %.1f MiB with %d sources and sinks, %.1f MiB after their delete (%s later); in use %.1f, %.1f, %.1f MiB",
+			mib(allocBefore), mib(allocPeak), n, mib(alloc), time.Since(start).Round(time.Second), mib(inUseBefore), mib(inUsePeak), mib(inUse)))
+	})
+})
