@@ -106,7 +106,7 @@ build: generate fmt vet ## Build the manager binary.
 
 .PHONY: run
 run: manifests generate ## Run the manager against the cluster of your kubeconfig.
-	go run ./main.go
+	go run -ldflags "-X main.version=$(VERSION) -X main.commit=$(COMMIT)" .
 
 .PHONY: dev
 dev: manifests generate controlplane ## Run the operator on an embedded local control plane (no cluster needed).
@@ -114,7 +114,7 @@ dev: manifests generate controlplane ## Run the operator on an embedded local co
 
 .PHONY: docker-build
 docker-build: ## Build the container image (needs a Docker engine).
-	docker build -t $(IMG) .
+	docker build --build-arg VERSION=$(VERSION) --build-arg COMMIT=$(COMMIT) -t $(IMG) .
 
 ##@ Image
 
