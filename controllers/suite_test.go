@@ -53,6 +53,7 @@ import (
 
 	crmv1alpha1 "github.com/customer-operator/customer-operator/api/v1alpha1"
 	"github.com/customer-operator/customer-operator/controllers/delivery"
+	"github.com/customer-operator/customer-operator/controllers/engine"
 	"github.com/customer-operator/customer-operator/internal/cachetransform"
 	"github.com/customer-operator/customer-operator/internal/secretcache"
 	"github.com/customer-operator/customer-operator/webhookserver"
@@ -229,6 +230,7 @@ func setupControllers(mgr ctrl.Manager, c *delivery.Client) error {
 	eng, err := NewEngine(mgr, secrets, EngineOptions{
 		Client:             c,
 		PerSinkConcurrency: 16,
+		MaxInFlight:        engine.DefaultMaxInFlight,
 		BaseDelay:          testBaseDelay,
 		MaxDelay:           testMaxDelay,
 	})
