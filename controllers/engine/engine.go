@@ -569,8 +569,9 @@ func (e *Engine) doneLocked(w work) {
 	w.sink.active--
 	w.sink.tenant.inFlight--
 	e.dropTenantLocked(w.sink.tenant)
-	// Done may have queued the Customer again, and a slot is free.
-	e.ready.Broadcast()
+	// Done may have queued the Customer again, and a slot is free: the worker
+	// that frees it takes one delivery next, another may take the other.
+	e.ready.Signal()
 }
 
 // process makes one delivery attempt of a Customer to a sink. The gate was
@@ -754,7 +755,10 @@ func (e *Engine) finish(s *sinkQueue, name string, it *item, c *crmv1alpha1.Cust
 			}
 		}
 	}
-	e.ready.Broadcast()
+	if probe {
+		// The gate opened, or closed again.
+		e.ready.Broadcast()
+	}
 
 	if it != s.items[name] {
 		// Forgotten meanwhile.
