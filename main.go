@@ -68,6 +68,7 @@ func main() {
 		inFlight, inFlightPerNS      int
 		startupGCPercent             int
 		deleteGrace                  time.Duration
+		sinkHeaderTimeout            time.Duration
 		metricsSecure, showVersion   bool
 		metricsCertDir, watchNS      string
 	)
@@ -101,6 +102,7 @@ func main() {
 	flag.IntVar(&perSink, "sink-concurrency", 16, "Deliveries in flight to one CustomerSink at most.")
 	flag.IntVar(&inFlight, "max-deliveries-in-flight", engine.DefaultMaxInFlight, "Deliveries in flight across every CustomerSink at most: the delivery workers, shared round-robin between namespaces, so goroutines and connections do not grow with the number of sinks.")
 	flag.IntVar(&inFlightPerNS, "max-deliveries-in-flight-per-namespace", 0, "Deliveries in flight to the CustomerSinks of one namespace at most, so that one namespace's slow sinks leave slots to the others; 0 means three quarters of --max-deliveries-in-flight.")
+	flag.DurationVar(&sinkHeaderTimeout, "sink-response-header-timeout", delivery.MaxTimeout, "How long a delivery waits for the sink's answer headers once its request is sent, at most; a sink's spec.timeout (at most 60s) bounds the whole delivery within it.")
 	flag.DurationVar(&deleteGrace, "delete-grace-period", controllers.DefaultDeleteGracePeriod, "How long a Customer's delete is retried at a failing sink before the Customer is let go.")
 	flag.StringVar(&sinkDenyCIDRs, "sink-deny-cidrs", strings.Join(delivery.DefaultDenyCIDRs, ","),
 		"Comma-separated CIDRs deliveries may not connect to, checked on the resolved address at connect time; empty denies nothing.")
@@ -124,6 +126,10 @@ func main() {
 	addressPolicy, err := sinkAddressPolicy(sinkAllowCIDRs, sinkDenyCIDRs)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	if sinkHeaderTimeout <= 0 {
+		fmt.Fprintln(os.Stderr, "--sink-response-header-timeout must be positive")
 		os.Exit(2)
 	}
 	if inFlight < 1 || perSink < 1 || inFlightPerNS < 0 || inFlightPerNS > inFlight {
@@ -195,7 +201,7 @@ func main() {
 	}
 
 	if runControllers {
-		deliveries, err := controllers.NewEngine(mgr, secrets, controllers.EngineOptions{Client: &delivery.Client{Policy: addressPolicy, Log: ctrl.Log.WithName("delivery")}, PerSinkConcurrency: perSink,
+		deliveries, err := controllers.NewEngine(mgr, secrets, controllers.EngineOptions{Client: &delivery.Client{Policy: addressPolicy, ResponseHeaderTimeout: sinkHeaderTimeout, Log: ctrl.Log.WithName("delivery")}, PerSinkConcurrency: perSink,
 			MaxInFlight: inFlight, MaxInFlightPerNamespace: inFlightPerNS})
 		if err != nil {
 			log.Error(err, "unable to set up the delivery engine")
