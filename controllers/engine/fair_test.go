@@ -17,7 +17,10 @@ limitations under the License.
 package engine
 
 import (
+	"context"
 	"fmt"
+	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -183,5 +186,48 @@ func TestPauseEndWakesTheWorkers(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("no worker woke at the pause's end")
+	}
+}
+
+// The pool is MaxInFlight workers whatever the number of sinks, and they all
+// return when the engine stops.
+func TestPoolIsMaxInFlightWorkers(t *testing.T) {
+	e := New(Options{MaxInFlight: 5})
+	for i := range 50 {
+		e.Deliver(Key{Namespace: "ns", Sink: fmt.Sprintf("sink-%d", i), Customer: "c"}, 1)
+	}
+	workers := func() int {
+		buf := make([]byte, 1<<20)
+		buf = buf[:runtime.Stack(buf, true)]
+		return strings.Count(string(buf), "engine.(*Engine).work(")
+	}
+	// The sinks are paused, so that no worker tries a delivery: the test gives
+	// the engine no Customers to read.
+	e.mu.Lock()
+	for _, s := range e.sinks {
+		s.pausedUntil = time.Now().Add(time.Hour)
+	}
+	e.mu.Unlock()
+	ctx, cancel := context.WithCancel(t.Context())
+	stopped := make(chan error, 1)
+	go func() { stopped <- e.Start(ctx) }()
+	deadline := time.Now().Add(5 * time.Second)
+	for workers() != 5 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := workers(); n != 5 {
+		t.Fatalf("%d workers for 50 sinks, want MaxInFlight, 5", n)
+	}
+	cancel()
+	select {
+	case err := <-stopped:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the engine did not stop")
+	}
+	if n := workers(); n != 0 {
+		t.Fatalf("%d workers left after the engine stopped", n)
 	}
 }
