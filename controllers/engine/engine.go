@@ -200,7 +200,7 @@ type Engine struct {
 	tenantRing []*tenant
 	next       int
 	// delayed holds the Customers to queue again later (a retry, a refused
-	// Customer's backoff): one queue and goroutine for every sink.
+	// Customer's backoff): one queue, and one goroutine, shared by every sink.
 	delayed workqueue.TypedDelayingInterface[Key]
 }
 
@@ -399,7 +399,7 @@ func (e *Engine) Health(sink types.NamespacedName, generation int64) Health {
 
 // Forget drops what the engine holds for k: a Customer that left a sink's
 // selection, a Customer that is gone (empty Sink), a sink that is gone (empty
-// Customer; its workers stop and its deliveries in flight are cancelled).
+// Customer; its queue goes and its deliveries in flight are cancelled).
 func (e *Engine) Forget(k Key) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
