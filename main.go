@@ -41,6 +41,7 @@ import (
 	crmv1alpha1 "github.com/customer-operator/customer-operator/api/v1alpha1"
 	"github.com/customer-operator/customer-operator/controllers"
 	"github.com/customer-operator/customer-operator/controllers/delivery"
+	"github.com/customer-operator/customer-operator/controllers/engine"
 	"github.com/customer-operator/customer-operator/internal/cachetransform"
 	"github.com/customer-operator/customer-operator/internal/heaprelease"
 	"github.com/customer-operator/customer-operator/internal/secretcache"
@@ -64,8 +65,10 @@ func main() {
 		pprofAddr                    string
 		webhookOpts                  webhookserver.Options
 		workers, perSink             int
+		inFlight, inFlightPerNS      int
 		startupGCPercent             int
 		deleteGrace                  time.Duration
+		sinkHeaderTimeout            time.Duration
 		metricsSecure, showVersion   bool
 		metricsCertDir, watchNS      string
 	)
@@ -100,7 +103,10 @@ func main() {
 	})
 	flag.IntVar(&workers, "max-concurrent-reconciles", 8, "Customer reconcile workers.")
 	flag.IntVar(&startupGCPercent, "startup-gc-percent", 25, "Go GC percent during the start-up (the Customer cache's initial list, then the reconcile of every Customer); GOGC is restored once the Customer queue has emptied. 0 keeps GOGC throughout; a GOGC in the environment is left alone.")
-	flag.IntVar(&perSink, "sink-concurrency", 16, "Delivery workers of each CustomerSink: deliveries in flight to one sink at most.")
+	flag.IntVar(&perSink, "sink-concurrency", 16, "Deliveries in flight to one CustomerSink at most.")
+	flag.IntVar(&inFlight, "max-deliveries-in-flight", engine.DefaultMaxInFlight, "Deliveries in flight across every CustomerSink at most: the delivery workers, shared round-robin between namespaces, so goroutines and connections do not grow with the number of sinks.")
+	flag.IntVar(&inFlightPerNS, "max-deliveries-in-flight-per-namespace", 0, "Deliveries in flight to the CustomerSinks of one namespace at most, so that one namespace's slow sinks leave slots to the others; 0 means three quarters of --max-deliveries-in-flight.")
+	flag.DurationVar(&sinkHeaderTimeout, "sink-response-header-timeout", delivery.MaxTimeout, "How long a delivery waits for the sink's answer headers once its request is sent, at most; a sink's spec.timeout (at most 60s) bounds the whole delivery within it.")
 	flag.DurationVar(&deleteGrace, "delete-grace-period", controllers.DefaultDeleteGracePeriod, "How long a Customer's delete is retried at a failing sink before the Customer is let go.")
 	flag.StringVar(&sinkDenyCIDRs, "sink-deny-cidrs", strings.Join(delivery.DefaultDenyCIDRs, ","),
 		"Comma-separated CIDRs deliveries may not connect to, checked on the resolved address at connect time; empty denies nothing.")
@@ -129,6 +135,14 @@ func main() {
 	addressPolicy, err := sinkAddressPolicy(sinkAllowCIDRs, sinkDenyCIDRs)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	if sinkHeaderTimeout <= 0 {
+		fmt.Fprintln(os.Stderr, "--sink-response-header-timeout must be positive")
+		os.Exit(2)
+	}
+	if inFlight < 1 || perSink < 1 || inFlightPerNS < 0 || inFlightPerNS > inFlight {
+		fmt.Fprintln(os.Stderr, "--max-deliveries-in-flight and --sink-concurrency must be at least 1, and --max-deliveries-in-flight-per-namespace between 0 and --max-deliveries-in-flight")
 		os.Exit(2)
 	}
 
@@ -203,7 +217,8 @@ func main() {
 	}
 
 	if runControllers {
-		deliveries, err := controllers.NewEngine(mgr, secrets, controllers.EngineOptions{Client: &delivery.Client{Policy: addressPolicy, Log: ctrl.Log.WithName("delivery")}, PerSinkConcurrency: perSink})
+		deliveries, err := controllers.NewEngine(mgr, secrets, controllers.EngineOptions{Client: &delivery.Client{Policy: addressPolicy, ResponseHeaderTimeout: sinkHeaderTimeout, Log: ctrl.Log.WithName("delivery")}, PerSinkConcurrency: perSink,
+			MaxInFlight: inFlight, MaxInFlightPerNamespace: inFlightPerNS})
 		if err != nil {
 			log.Error(err, "unable to set up the delivery engine")
 			os.Exit(1)

@@ -17,6 +17,8 @@ limitations under the License.
 package controllers
 
 import (
+	"time"
+
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -106,6 +108,25 @@ var _ = Describe("CRD validation", func() {
 				SecretRef: &crmv1alpha1.SecretReference{Name: "s"},
 			},
 		}, "spec.format", `"xml"`)
+	})
+
+	It("refuses a CustomerSink whose timeout is over 60s, naming spec.timeout, and accepts 60s", func() {
+		sink := func(name, timeout string) *crmv1alpha1.CustomerSink {
+			d, err := time.ParseDuration(timeout)
+			Expect(err).NotTo(HaveOccurred())
+			return &crmv1alpha1.CustomerSink{
+				ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+				Spec: crmv1alpha1.CustomerSinkSpec{
+					URL:       "https://example.com/hook",
+					Format:    crmv1alpha1.FormatCloudEvents,
+					SecretRef: &crmv1alpha1.SecretReference{Name: "s"},
+					Timeout:   &metav1.Duration{Duration: d},
+				},
+			}
+		}
+		expectInvalid(sink("a-year", "8760h"), "spec.timeout", "timeout must be at most 60s")
+		expectInvalid(sink("just-over", "60.001s"), "spec.timeout", "timeout must be at most 60s")
+		Expect(k8sClient.Create(ctx, sink("a-minute", "60s"))).To(Succeed())
 	})
 
 	It("refuses a CustomerSource with an unknown provider, naming spec.provider", func() {

@@ -61,8 +61,13 @@ var _ Deliveries = &engine.Engine{}
 type EngineOptions struct {
 	// Client sends the deliveries.
 	Client *delivery.Client
-	// PerSinkConcurrency is the number of workers of each sink.
+	// PerSinkConcurrency is the number of deliveries in flight to one sink at
+	// most.
 	PerSinkConcurrency int
+	// MaxInFlight is the number of deliveries in flight across every sink at
+	// most, and MaxInFlightPerNamespace to the sinks of one namespace; 0 means
+	// engine.DefaultMaxInFlight, and three quarters of MaxInFlight.
+	MaxInFlight, MaxInFlightPerNamespace int
 	// BaseDelay and MaxDelay bound the backoff of a sink, and of a Customer at a sink.
 	BaseDelay, MaxDelay time.Duration
 }
@@ -78,8 +83,11 @@ func NewEngine(mgr ctrl.Manager, secrets *secretcache.Store, opts EngineOptions)
 		Forgotten: targets.forget,
 		Recorder:  mgr.GetEventRecorder("delivery-engine"),
 		Workers:   opts.PerSinkConcurrency,
-		BaseDelay: opts.BaseDelay,
-		MaxDelay:  opts.MaxDelay,
+
+		MaxInFlight:             opts.MaxInFlight,
+		MaxInFlightPerNamespace: opts.MaxInFlightPerNamespace,
+		BaseDelay:               opts.BaseDelay,
+		MaxDelay:                opts.MaxDelay,
 	})
 	if err := mgr.Add(e); err != nil {
 		return nil, fmt.Errorf("adding the delivery engine: %w", err)

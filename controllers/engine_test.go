@@ -40,6 +40,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	crmv1alpha1 "github.com/customer-operator/customer-operator/api/v1alpha1"
+	"github.com/customer-operator/customer-operator/controllers/engine"
 	"github.com/customer-operator/customer-operator/internal/benchutil"
 )
 
@@ -151,7 +152,7 @@ var _ = Describe("the delivery engine", func() {
 		sink := &crmv1alpha1.CustomerSink{
 			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "hanging", Labels: map[string]string{isolatedLabel: id}},
 			Spec: crmv1alpha1.CustomerSinkSpec{URL: hanging.URL + "/hooks", SecretRef: &crmv1alpha1.SecretReference{Name: "hanging-secret"},
-				Timeout: &metav1.Duration{Duration: 10 * time.Minute}},
+				Timeout: &metav1.Duration{Duration: time.Minute}},
 		}
 		Expect(k8sClient.Create(ctx, sink)).To(Succeed())
 		heapBefore := heapInUse()
@@ -212,6 +213,87 @@ var _ = Describe("the delivery engine", func() {
 				return "goroutines left behind:\n" + all
 			})
 		}).WithTimeout(20 * time.Second).Should(Succeed())
+	})
+
+	It("serves another namespace's sink promptly while a hundred slow sinks in one namespace hold their share of the deliveries in flight, in goroutines bounded by the pool", func() {
+		const (
+			sinks     = 100
+			customers = 3
+			answerIn  = 4 * time.Second
+		)
+		// The suite's engine runs with the defaults of main.go.
+		maxInFlight := engine.DefaultMaxInFlight
+		perNamespace := maxInFlight * 3 / 4
+		goroutinesBefore := runtime.NumGoroutine()
+
+		var requests, inFlight, maxSeen atomic.Int64
+		slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			_, _ = io.Copy(io.Discard, r.Body)
+			requests.Add(1)
+			n := inFlight.Add(1)
+			defer inFlight.Add(-1)
+			for {
+				m := maxSeen.Load()
+				if n <= m || maxSeen.CompareAndSwap(m, n) {
+					break
+				}
+			}
+			select {
+			case <-time.After(answerIn): // slow but successful: never paused
+			case <-r.Context().Done():
+			}
+		}))
+		DeferCleanup(slow.Close)
+
+		By("creating a hundred slow sinks in one namespace, each selecting its Customers")
+		busy := ns
+		for i := range customers {
+			Expect(k8sClient.Create(ctx, newCustomer(busy, fmt.Sprintf("busy-%d", i),
+				crmv1alpha1.CustomerSpec{DisplayName: fmt.Sprintf("Busy %d", i)}))).To(Succeed())
+		}
+		_, err := benchutil.Parallel(sinks, 8, func(i int) error {
+			return k8sClient.Create(ctx, &crmv1alpha1.CustomerSink{
+				ObjectMeta: metav1.ObjectMeta{Namespace: busy, Name: fmt.Sprintf("slow-%03d", i)},
+				Spec: crmv1alpha1.CustomerSinkSpec{URL: slow.URL + "/hooks", Format: crmv1alpha1.FormatCloudEvents,
+					Timeout: &metav1.Duration{Duration: 30 * time.Second}},
+			})
+		})
+		Expect(err).NotTo(HaveOccurred())
+		Eventually(inFlight.Load).WithTimeout(30*time.Second).Should(BeNumerically(">=", perNamespace/2),
+			"the slow sinks' deliveries did not start")
+
+		By("creating a sink and a Customer in another namespace while they are in flight")
+		peak := runtime.NumGoroutine()
+		sample := func() { peak = max(peak, runtime.NumGoroutine()) }
+		other := newNamespace()
+		secret := newWebhookSecret()
+		rc := newReceiver(secret)
+		createSignedSink(other, "prompt", rc, secret, nil)
+		sample()
+		start := time.Now()
+		Expect(k8sClient.Create(ctx, newCustomer(other, "served", crmv1alpha1.CustomerSpec{DisplayName: "Served"}))).To(Succeed())
+		Eventually(func() int {
+			sample()
+			return len(rc.acked())
+		}).WithTimeout(3*time.Second).WithPolling(50*time.Millisecond).Should(Equal(1),
+			"the other namespace's sink got nothing while the slow sinks hold the pool")
+		served := time.Since(start)
+		expectSynced(other, "served", "prompt")
+		busyInFlight := inFlight.Load()
+
+		By("counting goroutines while the slow deliveries go on")
+		for range 10 {
+			sample()
+			time.Sleep(200 * time.Millisecond)
+		}
+		GinkgoWriter.Printf("goroutines: %d before, peak %d (%+d) with %d slow sinks; slow sink: %d requests, %d in flight when the other namespace was served (in %s), at most %d\n",
+			goroutinesBefore, peak, peak-goroutinesBefore, sinks, requests.Load(), busyInFlight, served.Round(time.Millisecond), maxSeen.Load())
+		Expect(busyInFlight).To(BeNumerically(">", 0), "the slow deliveries had finished already: nothing was shown")
+		Expect(maxSeen.Load()).To(BeNumerically("<=", perNamespace), "one namespace held more than its share of deliveries in flight")
+		// A delivery in flight costs its worker, the connection's two client
+		// goroutines and the receiving server's one; idle connections kept for
+		// reuse cost as much. None of it grows with the number of sinks.
+		Expect(peak-goroutinesBefore).To(BeNumerically("<", 4*maxInFlight+100), "goroutines grow with the number of sinks")
 	})
 
 	It("pauses the whole sink for a 429's Retry-After while Customers arrive, then sends one probe, then the rest", func() {

@@ -21,6 +21,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"time"
 
@@ -30,6 +31,7 @@ import (
 	eventsv1 "k8s.io/api/events/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	crmv1alpha1 "github.com/customer-operator/customer-operator/api/v1alpha1"
 )
@@ -162,6 +164,31 @@ var _ = Describe("Where deliveries may go", func() {
 		Expect(eventNotes(Default, ns)).NotTo(ContainElement(ContainSubstring("hunter2")))
 	})
 
+	It("fails a delivery whose answer has megabytes of headers, saying so and counting it as a failure", func() {
+		secret := newWebhookSecret()
+		rc := newReceiver(secret)
+		filler := strings.Repeat("a", 1<<10)
+		rc.setResponder(func(w http.ResponseWriter, _ *http.Request, _ *received, _ int) int {
+			for i := range 8 << 10 { // 8 MiB of headers
+				w.Header()["X-Filler-"+strconv.Itoa(i)] = []string{filler}
+			}
+			return http.StatusOK
+		})
+		createSignedSink(ns, "header-bomb", rc, secret, nil)
+		failuresBefore := sinkDeliveries(ns+"/header-bomb", "failure")
+		Expect(k8sClient.Create(ctx, newCustomer(ns, "bombed", crmv1alpha1.CustomerSpec{DisplayName: "Acme"}))).To(Succeed())
+
+		Eventually(func(g Gomega) {
+			got := getCustomer(g, ns, "bombed")
+			g.Expect(got.Status.Sinks).To(HaveLen(1))
+			g.Expect(got.Status.Sinks[0].LastError).To(Equal("POST " + rc.URL() + ": the sink's answer headers exceed 64 KiB"))
+			g.Expect(got.Status.Sinks[0].ConsecutiveFailures).To(BeNumerically(">=", 1))
+			g.Expect(got.Status.Sinks[0].SyncedGeneration).To(BeZero())
+			g.Expect(sinkDeliveries(ns+"/header-bomb", "failure")).To(BeNumerically(">", failuresBefore))
+		}).Should(Succeed())
+		Expect(sinkDeliveries(ns+"/header-bomb", "success")).To(BeZero())
+	})
+
 	It("sends a sink with spec.fields only those fields and the customer's identity", func() {
 		secret := newWebhookSecret()
 		rc := newReceiver(secret)
@@ -216,3 +243,25 @@ var _ = Describe("Where deliveries may go", func() {
 		Expect(err.Error()).To(ContainSubstring("ssn"))
 	})
 })
+
+// sinkDeliveries reads customer_operator_sink_deliveries_total of one sink
+// (namespace/name) and outcome.
+func sinkDeliveries(sink, outcome string) float64 {
+	families, err := metrics.Registry.Gather()
+	Expect(err).NotTo(HaveOccurred())
+	for _, f := range families {
+		if f.GetName() != "customer_operator_sink_deliveries_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["sink"] == sink && labels["outcome"] == outcome {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	return 0
+}

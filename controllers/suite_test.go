@@ -53,6 +53,7 @@ import (
 
 	crmv1alpha1 "github.com/customer-operator/customer-operator/api/v1alpha1"
 	"github.com/customer-operator/customer-operator/controllers/delivery"
+	"github.com/customer-operator/customer-operator/controllers/engine"
 	"github.com/customer-operator/customer-operator/internal/cachetransform"
 	"github.com/customer-operator/customer-operator/internal/secretcache"
 	"github.com/customer-operator/customer-operator/test/argocd"
@@ -239,6 +240,7 @@ func setupControllers(mgr ctrl.Manager, c *delivery.Client) (*secretcache.Store,
 	eng, err := NewEngine(mgr, secrets, EngineOptions{
 		Client:             c,
 		PerSinkConcurrency: 16,
+		MaxInFlight:        engine.DefaultMaxInFlight,
 		BaseDelay:          testBaseDelay,
 		MaxDelay:           testMaxDelay,
 	})

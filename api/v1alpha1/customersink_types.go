@@ -58,8 +58,10 @@ type CustomerSinkSpec struct {
 	// +optional
 	SecretRef *SecretReference `json:"secretRef,omitempty"`
 
-	// Timeout of one delivery.
+	// Timeout of one delivery, at most 60s: a delivery holds one of the
+	// controllers' slots shared by every namespace while it waits.
 	// +kubebuilder:default="10s"
+	// +kubebuilder:validation:XValidation:rule="duration(self) <= duration('60s')",message="timeout must be at most 60s"
 	// +optional
 	Timeout *metav1.Duration `json:"timeout,omitempty"`
 

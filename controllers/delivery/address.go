@@ -28,13 +28,14 @@ import (
 )
 
 // DefaultDenyCIDRs are the ranges no sink may reach unless allowed: loopback,
-// link-local (cloud metadata services live at 169.254.169.254 and fd00:ec2::254
-// is reached through it), unspecified and multicast, for IPv4 and IPv6. Anyone
-// allowed to create a CustomerSink would otherwise make the operator post to the
-// node's own services.
+// link-local (cloud metadata services live at 169.254.169.254), the IPv6 cloud
+// metadata address fd00:ec2::254, unspecified and multicast, for IPv4 and IPv6.
+// Anyone allowed to create a CustomerSink would otherwise make the operator post
+// to the node's own services.
 var DefaultDenyCIDRs = []string{
 	"127.0.0.0/8", "::1/128",
 	"169.254.0.0/16", "fe80::/10",
+	"fd00:ec2::254/128",
 	"0.0.0.0/8", "::/128",
 	"224.0.0.0/4", "ff00::/8",
 }
@@ -48,7 +49,10 @@ var defaultDeny = mustParsePrefixes(DefaultDenyCIDRs)
 //
 // IPv4-mapped IPv6 addresses (::ffff:127.0.0.1) are checked as the IPv4 address
 // they are, and prefixes given in that form as IPv4 prefixes, so neither way of
-// writing an address gets past the other.
+// writing an address gets past the other. IPv6 addresses that carry an IPv4
+// address a gateway or the host may reach it by (NAT64 64:ff9b::/96, 6to4
+// 2002::/16, IPv4-compatible ::/96) must pass as themselves and as that IPv4
+// address: 64:ff9b::a9fe:a9fe is refused as 169.254.169.254 is.
 type AddressPolicy struct {
 	Allow []netip.Prefix
 	Deny  []netip.Prefix
@@ -62,14 +66,21 @@ type AddressNotAllowedError struct {
 	// Host is the URL's host when it is a name that resolved to Addr; empty
 	// when the URL holds the address itself.
 	Host string
-	// Denied is the range of the deny list that holds Addr.
+	// Denied is the range of the deny list that holds Addr, or Carried.
 	Denied netip.Prefix
+	// Carried is the IPv4 address that Addr embeds (NAT64, 6to4,
+	// IPv4-compatible) when that is the address denied.
+	Carried netip.Addr
 }
 
 func (e *AddressNotAllowedError) Error() string {
-	what := "address " + e.Addr.String()
+	addr := e.Addr.String()
+	if e.Carried.IsValid() {
+		addr += " (carrying " + e.Carried.String() + ")"
+	}
+	what := "address " + addr
 	if e.Host != "" {
-		what = e.Host + " resolves to " + e.Addr.String() + ", which"
+		what = e.Host + " resolves to " + addr + ", which"
 	}
 	return what + " is not allowed for sinks (in the denied range " + e.Denied.String() +
 		"; see --sink-deny-cidrs and --sink-allow-cidrs)"
@@ -82,9 +93,23 @@ func (p AddressPolicy) Check(addr netip.Addr) error {
 	// netip.Prefix.Contains never matches an address with a zone, nor an IPv4
 	// prefix an IPv4-mapped address: both are normalised above, or a zone or a
 	// ::ffff: prefix would walk past the list.
+	if denied, ok := p.denied(a); ok {
+		return &AddressNotAllowedError{Addr: a, Denied: denied}
+	}
+	if v4, ok := carriedIPv4(a); ok {
+		if denied, ok := p.denied(v4); ok {
+			return &AddressNotAllowedError{Addr: a, Denied: denied, Carried: v4}
+		}
+	}
+	return nil
+}
+
+// denied returns the range of the deny list that holds a, unless the allow
+// list holds it.
+func (p AddressPolicy) denied(a netip.Addr) (netip.Prefix, bool) {
 	for _, pfx := range p.Allow {
 		if normalisePrefix(pfx).Contains(a) {
-			return nil
+			return netip.Prefix{}, false
 		}
 	}
 	deny := p.Deny
@@ -93,10 +118,36 @@ func (p AddressPolicy) Check(addr netip.Addr) error {
 	}
 	for _, pfx := range deny {
 		if n := normalisePrefix(pfx); n.Contains(a) {
-			return &AddressNotAllowedError{Addr: a, Denied: n}
+			return n, true
 		}
 	}
-	return nil
+	return netip.Prefix{}, false
+}
+
+var (
+	nat64Prefix = netip.MustParsePrefix("64:ff9b::/96")
+	sixToFour   = netip.MustParsePrefix("2002::/16")
+	v4Compat    = netip.MustParsePrefix("::/96")
+)
+
+// carriedIPv4 returns the IPv4 address an IPv6 address reaches through NAT64
+// (RFC 6052's well-known prefix, in the last 32 bits), 6to4 (RFC 3056, in bits
+// 16 to 48) or as an IPv4-compatible address (RFC 4291, deprecated but still
+// routed by some stacks; :: and ::1 are themselves, not IPv4 addresses).
+func carriedIPv4(a netip.Addr) (netip.Addr, bool) {
+	if !a.Is6() {
+		return netip.Addr{}, false
+	}
+	b := a.As16()
+	switch {
+	case nat64Prefix.Contains(a):
+		return netip.AddrFrom4([4]byte(b[12:16])), true
+	case sixToFour.Contains(a):
+		return netip.AddrFrom4([4]byte(b[2:6])), true
+	case v4Compat.Contains(a) && a != netip.IPv6Unspecified() && a != netip.IPv6Loopback():
+		return netip.AddrFrom4([4]byte(b[12:16])), true
+	}
+	return netip.Addr{}, false
 }
 
 // CheckURL resolves the host of a sink's URL and checks every address it

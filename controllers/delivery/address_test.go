@@ -59,6 +59,7 @@ func countingServer(t *testing.T) (srv *httptest.Server, conns, requests *atomic
 
 func TestAddressPolicyCheck(t *testing.T) {
 	defaults := AddressPolicy{}
+	var p AddressPolicy
 	for addr, refused := range map[string]bool{
 		"127.0.0.1":                   true,
 		"127.255.1.2":                 true,
@@ -77,14 +78,14 @@ func TestAddressPolicyCheck(t *testing.T) {
 		"192.168.1.1":                 false,
 		"2001:db8::1":                 false,
 		"::ffff:8.8.8.8":              false,
-		"64:ff9b::a9fe:a9fe":          false, // NAT64 is not in the defaults; see the README
+		"64:ff9b::a9fe:a9fe":          true, // NAT64 of 169.254.169.254
 		"2606:4700:4700::1111":        false,
 		"fe80::ffff:a9fe:a9fe%lo":     true,
 		"::ffff:224.0.0.1":            true,
 		"::ffff:0.0.0.0":              true,
 		"169.253.255.255":             false,
 		"128.0.0.1":                   false,
-		"::2":                         false,
+		"::2":                         true, // IPv4-compatible 0.0.0.2
 		"fec0::1":                     false,
 		"ff00::":                      true,
 		"febf:ffff:ffff:ffff::1":      true,
@@ -101,7 +102,7 @@ func TestAddressPolicyCheck(t *testing.T) {
 	}
 
 	// Allow takes precedence, for its range only.
-	p := AddressPolicy{Allow: mustParsePrefixes([]string{"127.0.0.0/8"})}
+	p = AddressPolicy{Allow: mustParsePrefixes([]string{"127.0.0.0/8"})}
 	if err := p.Check(netip.MustParseAddr("127.0.0.1")); err != nil {
 		t.Errorf("allowed 127.0.0.0/8, 127.0.0.1: %v", err)
 	}
@@ -240,5 +241,78 @@ func TestDialControlRefusesAtConnect(t *testing.T) {
 	defer first.Close()
 	if first.RemoteAddr().String() != c.LocalAddr().String() {
 		t.Errorf("the first connection accepted is from %s, not the allowed dial (%s)", first.RemoteAddr(), c.LocalAddr())
+	}
+}
+
+// IPv6 forms that carry an IPv4 address, which a NAT64 gateway, a 6to4 relay or
+// the host's own stack reaches, are refused as that IPv4 address; and the IPv6
+// cloud metadata address is in the defaults.
+func TestAddressPolicyChecksTheIPv4AddressAnIPv6AddressCarries(t *testing.T) {
+	defaults := AddressPolicy{}
+	for _, tc := range []struct {
+		addr    string
+		carried string // "" when allowed
+		denied  string
+	}{
+		{"fd00:ec2::254", "", "fd00:ec2::254/128"},
+		{"64:ff9b::a9fe:a9fe", "169.254.169.254", "169.254.0.0/16"},
+		{"64:ff9b::169.254.169.254", "169.254.169.254", "169.254.0.0/16"},
+		{"64:ff9b::7f00:1", "127.0.0.1", "127.0.0.0/8"},
+		{"64:ff9b::e000:fb", "224.0.0.251", "224.0.0.0/4"},
+		{"2002:7f00:0001::", "127.0.0.1", "127.0.0.0/8"},
+		{"2002:a9fe:a9fe:1234::5", "169.254.169.254", "169.254.0.0/16"},
+		{"2002:0:0::1", "0.0.0.0", "0.0.0.0/8"},
+		{"::127.0.0.1", "127.0.0.1", "127.0.0.0/8"},
+		{"::a9fe:a9fe", "169.254.169.254", "169.254.0.0/16"},
+		{"::169.254.169.254%eth0", "169.254.169.254", "169.254.0.0/16"},
+		// The same forms of allowed IPv4 addresses pass.
+		{"64:ff9b::808:808", "", ""},
+		{"2002:808:808::1", "", ""},
+		{"::8.8.8.8", "", ""},
+		// Only the well-known NAT64 prefix is decoded.
+		{"64:ff9c::a9fe:a9fe", "", ""},
+	} {
+		err := defaults.Check(netip.MustParseAddr(tc.addr))
+		if tc.denied == "" {
+			if err != nil {
+				t.Errorf("%s: %v, want allowed", tc.addr, err)
+			}
+			continue
+		}
+		var ne *AddressNotAllowedError
+		if !errors.As(err, &ne) {
+			t.Errorf("%s: %v, want refused in %s", tc.addr, err, tc.denied)
+			continue
+		}
+		if ne.Denied.String() != tc.denied {
+			t.Errorf("%s: denied by %s, want %s", tc.addr, ne.Denied, tc.denied)
+		}
+		if tc.carried != "" && !strings.Contains(err.Error(), "carrying "+tc.carried) {
+			t.Errorf("%s: %q does not name the carried address %s", tc.addr, err, tc.carried)
+		}
+	}
+
+	// Allowing the IPv4 address allows its IPv6 forms; a deny list of one's own
+	// is applied to the carried address too.
+	p := AddressPolicy{Allow: mustParsePrefixes([]string{"169.254.169.254"})}
+	if err := p.Check(netip.MustParseAddr("64:ff9b::a9fe:a9fe")); err != nil {
+		t.Errorf("allowed 169.254.169.254, its NAT64 form: %v", err)
+	}
+	p = AddressPolicy{Deny: mustParsePrefixes([]string{"10.0.0.0/8"})}
+	if err := p.Check(netip.MustParseAddr("2002:a00:1::")); err == nil {
+		t.Error("denied 10.0.0.0/8, 6to4 2002:a00:1:: (10.0.0.1) was allowed")
+	}
+}
+
+// The carried IPv4 address is checked where it counts, at connect time: a
+// delivery to the NAT64 form of a denied address is refused before anything is
+// dialled.
+func TestDeliveryToTheNAT64FormOfADeniedAddressIsRefused(t *testing.T) {
+	c := &Client{}
+	res := c.Deliver(context.Background(), &Target{URL: "http://[64:ff9b::a9fe:a9fe]/latest/meta-data/", Format: crmv1alpha1.FormatCloudEvents, Timeout: 2 * time.Second},
+		NewEvent(testCustomer(), false, time.Now()))
+	var ne *AddressNotAllowedError
+	if !errors.As(res.Err, &ne) || ne.Denied.String() != "169.254.0.0/16" {
+		t.Fatalf("delivery to 64:ff9b::a9fe:a9fe: %v, want refused as 169.254.169.254", res.Err)
 	}
 }

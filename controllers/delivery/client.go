@@ -53,6 +53,13 @@ const (
 	// MaxRetryAfter caps Retry-After, so a sink (or a typo in its config) cannot
 	// park deliveries for days.
 	MaxRetryAfter = time.Hour
+	// MaxResponseHeaderBytes bounds an answer's status line and headers. Go's
+	// default, 10 MiB, would let every sink in flight hold that much of the
+	// controllers' memory with its headers alone.
+	MaxResponseHeaderBytes = 64 << 10
+	// MaxTimeout bounds one delivery whatever the sink asks, as the CRD's schema
+	// bounds spec.timeout; it also holds for sinks stored before that bound.
+	MaxTimeout = 60 * time.Second
 )
 
 // DefaultUserAgent is sent when Client.UserAgent is empty.
@@ -89,6 +96,10 @@ type Client struct {
 	// answer and the full transport error, at V(1). A logger in the context of
 	// Deliver takes precedence.
 	Log logr.Logger
+	// ResponseHeaderTimeout bounds the wait for an answer's headers once the
+	// request is sent; 0 means MaxTimeout. The sink's own timeout bounds the
+	// whole delivery within it. It must not change once the Client is in use.
+	ResponseHeaderTimeout time.Duration
 
 	mu      sync.Mutex
 	clients map[string]*cachedClient
@@ -127,6 +138,7 @@ func (c *Client) deliver(ctx context.Context, t *Target, ev Event) Result {
 	if timeout <= 0 {
 		timeout = DefaultTimeout
 	}
+	timeout = min(timeout, MaxTimeout)
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 
@@ -236,6 +248,10 @@ func (c *Client) transportError(ctx context.Context, err error, timeout time.Dur
 	switch {
 	case errors.As(err, &notAllowed):
 		return notAllowed
+	case strings.Contains(err.Error(), "server response headers exceeded"):
+		return classified{fmt.Sprintf("the sink's answer headers exceed %d KiB", MaxResponseHeaderBytes>>10), nil}
+	case strings.Contains(err.Error(), "timeout awaiting response headers"):
+		return classified{fmt.Sprintf("no answer headers within %s", c.responseHeaderTimeout()), nil}
 	case errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil:
 		return classified{fmt.Sprintf("timeout after %s", timeout), context.DeadlineExceeded}
 	case errors.Is(err, context.Canceled):
@@ -310,7 +326,7 @@ func (c *Client) httpClient(ca []byte) (*http.Client, error) {
 		e.lastUse = c.clock
 		return e.hc, nil
 	}
-	hc, err := newHTTPClient(ca, c.Policy)
+	hc, err := newHTTPClient(ca, c.Policy, c.responseHeaderTimeout())
 	if err != nil {
 		return nil, err
 	}
@@ -333,7 +349,14 @@ func (c *Client) httpClient(ca []byte) (*http.Client, error) {
 	return hc, nil
 }
 
-func newHTTPClient(ca []byte, policy AddressPolicy) (*http.Client, error) {
+func (c *Client) responseHeaderTimeout() time.Duration {
+	if c.ResponseHeaderTimeout > 0 {
+		return c.ResponseHeaderTimeout
+	}
+	return MaxTimeout
+}
+
+func newHTTPClient(ca []byte, policy AddressPolicy, responseHeaderTimeout time.Duration) (*http.Client, error) {
 	tlsConfig := &tls.Config{MinVersion: tls.VersionTLS12}
 	if len(ca) > 0 {
 		// A private CA is added to the system roots, not put in their place, so a
@@ -357,6 +380,10 @@ func newHTTPClient(ca []byte, policy AddressPolicy) (*http.Client, error) {
 		IdleConnTimeout:       90 * time.Second,
 		TLSHandshakeTimeout:   10 * time.Second,
 		ExpectContinueTimeout: time.Second,
+		// Whatever a sink sends back, an answer's headers cost at most this
+		// much memory and this much waiting.
+		MaxResponseHeaderBytes: MaxResponseHeaderBytes,
+		ResponseHeaderTimeout:  responseHeaderTimeout,
 	}
 	return &http.Client{
 		Transport: transport,

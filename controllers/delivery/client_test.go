@@ -29,6 +29,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -695,5 +696,78 @@ func BenchmarkDeliver(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// A sink that answers with megabytes of headers costs the controllers at most
+// MaxResponseHeaderBytes of them, and the delivery fails.
+func TestDeliverRefusesHugeAnswerHeaders(t *testing.T) {
+	filler := strings.Repeat("a", 1<<10)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		h := w.Header()
+		for i := range 8 << 10 { // 8 MiB
+			h["X-Filler-"+strconv.Itoa(i)] = []string{filler}
+		}
+		w.WriteHeader(http.StatusOK)
+	}))
+	defer srv.Close()
+	tgt := mustTarget(t, srv.URL, crmv1alpha1.FormatStandardWebhooks, map[string][]byte{KeySecret: []byte(vectorSecret)})
+	tgt.Timeout = 10 * time.Second
+
+	client := loopbackClient()
+	ev := NewEvent(testCustomer(), false, time.Now())
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	res := client.Deliver(context.Background(), tgt, ev)
+	runtime.ReadMemStats(&after)
+	if res.Err == nil || res.StatusCode != 0 {
+		t.Fatalf("Deliver = %+v, want a failure without an answer", res)
+	}
+	if want := "POST " + srv.URL + ": the sink's answer headers exceed 64 KiB"; res.Err.Error() != want {
+		t.Errorf("error = %q, want %q", res.Err, want)
+	}
+	// The server's side of the exchange allocates little: the header map is
+	// built before, its values shared. What the client read is what counts.
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 4<<20 {
+		t.Errorf("the delivery allocated %d KiB, want under 4 MiB", alloc>>10)
+	}
+}
+
+// A sink that takes the request and never answers fails the delivery once
+// ResponseHeaderTimeout passes, even when the sink's own timeout is longer.
+func TestDeliverGivesUpOnAnswerHeadersThatNeverCome(t *testing.T) {
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		select {
+		case <-r.Context().Done():
+		case <-release:
+		}
+	}))
+	defer srv.Close()
+	defer close(release)
+	tgt := mustTarget(t, srv.URL, crmv1alpha1.FormatStandardWebhooks, map[string][]byte{KeySecret: []byte(vectorSecret)})
+	// As a sink stored before the schema bounded spec.timeout may say.
+	tgt.Timeout = 8760 * time.Hour
+
+	client := &Client{Policy: loopbackPolicy, ResponseHeaderTimeout: 300 * time.Millisecond}
+	done := make(chan Result, 1)
+	go func() { done <- client.Deliver(context.Background(), tgt, NewEvent(testCustomer(), false, time.Now())) }()
+	var res Result
+	select {
+	case res = <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the delivery still waits for the answer's headers after 5s")
+	}
+	if res.Err == nil || res.StatusCode != 0 {
+		t.Fatalf("Deliver = %+v, want a failure without an answer", res)
+	}
+	if want := "POST " + srv.URL + ": no answer headers within 300ms"; res.Err.Error() != want {
+		t.Errorf("error = %q, want %q", res.Err, want)
+	}
+	if res.Duration < 300*time.Millisecond || res.Duration > 3*time.Second {
+		t.Errorf("Duration = %s", res.Duration)
 	}
 }

@@ -16,10 +16,15 @@ limitations under the License.
 
 // Package engine runs deliveries of Customers to CustomerSinks.
 //
-// Each sink has a queue of Customer names (keys, not copies) served by a fixed
-// number of workers; a worker reads the Customer from the manager's cache when
-// it delivers, so what goes out is always the current state, and goroutines and
-// memory do not grow with the backlog. Backoff belongs to the sink: a
+// Each sink has a queue of Customer names (keys, not copies). One fixed pool of
+// workers serves every sink's queue: a worker reads the Customer from the
+// manager's cache when it delivers, so what goes out is always the current
+// state, and goroutines, connections and memory grow neither with the backlog
+// nor with the number of sinks. The pool is shared fairly: a worker takes the
+// next namespace with work, round-robin, then the next sink of that namespace;
+// no namespace holds more than MaxInFlightPerNamespace deliveries, nor a sink
+// more than Workers, so one tenant's hundred slow sinks leave slots for the
+// others. Backoff belongs to the sink: a
 // Retry-After or a run of failures pauses the whole sink until a "not before"
 // time, after which one probe goes out, and full speed resumes on its success.
 // A sink that refuses one Customer's content (a 4xx other than 408, 409 and 429)
@@ -36,6 +41,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"time"
 
@@ -161,6 +167,14 @@ type Options struct {
 	Recorder events.EventRecorder
 	// Workers is the number of deliveries in flight to one sink at most.
 	Workers int
+	// MaxInFlight is the number of deliveries in flight across every sink at
+	// most: the size of the worker pool.
+	MaxInFlight int
+	// MaxInFlightPerNamespace is the number of deliveries in flight to the
+	// sinks of one namespace at most; below MaxInFlight, so that slots are left
+	// for the other namespaces while one is busy. 0 means three quarters of
+	// MaxInFlight.
+	MaxInFlightPerNamespace int
 	// BaseDelay and MaxDelay bound the exponential backoff, of a sink and of a
 	// Customer at a sink.
 	BaseDelay, MaxDelay time.Duration
@@ -173,19 +187,36 @@ type Options struct {
 type Engine struct {
 	opts Options
 
-	mu        sync.Mutex
+	mu sync.Mutex
+	// ready is signalled, with mu held, whenever a worker may find work: a
+	// Customer queued, a delivery done, a pause over.
+	ready     *sync.Cond
 	ctx       context.Context // set by Start; nil before
 	stopped   bool
 	sinks     map[types.NamespacedName]*sinkQueue
 	customerQ workqueue.TypedRateLimitingInterface[reconcile.Request]
 	sinkQ     workqueue.TypedRateLimitingInterface[reconcile.Request]
 	workers   sync.WaitGroup
+	// tenants are the namespaces with sinks, in the workers' round-robin
+	// order; next is where the next worker starts looking.
+	tenants    map[string]*tenant
+	tenantRing []*tenant
+	next       int
+	// delayed holds the Customers to queue again later (a retry, a refused
+	// Customer's backoff): one queue, and one goroutine, shared by every sink.
+	delayed workqueue.TypedDelayingInterface[Key]
 }
 
 // New returns an Engine.
 func New(opts Options) *Engine {
 	if opts.Workers <= 0 {
 		opts.Workers = 16
+	}
+	if opts.MaxInFlight <= 0 {
+		opts.MaxInFlight = DefaultMaxInFlight
+	}
+	if opts.MaxInFlightPerNamespace <= 0 || opts.MaxInFlightPerNamespace > opts.MaxInFlight {
+		opts.MaxInFlightPerNamespace = max(1, opts.MaxInFlight*3/4)
 	}
 	if opts.BaseDelay <= 0 {
 		opts.BaseDelay = time.Second
@@ -196,8 +227,13 @@ func New(opts Options) *Engine {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Engine{opts: opts, sinks: map[types.NamespacedName]*sinkQueue{}}
+	e := &Engine{opts: opts, sinks: map[types.NamespacedName]*sinkQueue{}, tenants: map[string]*tenant{}}
+	e.ready = sync.NewCond(&e.mu)
+	return e
 }
+
+// DefaultMaxInFlight is Options.MaxInFlight when unset.
+const DefaultMaxInFlight = 64
 
 // NeedLeaderElection says that deliveries run on the leader only, with the
 // reconcilers that ask for them.
@@ -212,21 +248,27 @@ func (e *Engine) Start(ctx context.Context) error {
 		return fmt.Errorf("the delivery engine was started already")
 	}
 	e.ctx = ctx
-	for _, s := range e.sinks {
-		e.startWorkers(s)
+	e.delayed = workqueue.NewTypedDelayingQueue[Key]()
+	for range e.opts.MaxInFlight {
+		e.workers.Go(e.work)
 	}
+	delayed := e.delayed
+	var requeuer sync.WaitGroup
+	requeuer.Go(func() { e.requeue(delayed) })
 	e.mu.Unlock()
 
 	<-ctx.Done()
 
 	e.mu.Lock()
 	e.stopped = true
-	for name, s := range e.sinks {
-		s.stop()
-		delete(e.sinks, name)
+	for _, s := range e.sinks {
+		e.removeSinkLocked(s)
 	}
+	e.ready.Broadcast()
 	e.mu.Unlock()
 	e.workers.Wait()
+	delayed.ShutDown()
+	requeuer.Wait()
 	if e.opts.Client != nil {
 		e.opts.Client.CloseIdleConnections()
 	}
@@ -275,12 +317,12 @@ func (e *Engine) Deliver(k Key, generation int64) {
 	if it.pending {
 		if !it.notBefore.IsZero() && generation > it.refusedGeneration {
 			it.notBefore = time.Time{}
-			s.queue.Add(k.Customer)
+			e.addLocked(s, k.Customer)
 		}
 		return
 	}
 	it.pending, it.since = true, e.opts.Now()
-	s.queue.Add(k.Customer)
+	e.addLocked(s, k.Customer)
 }
 
 // Redeliver delivers the current state of each of the named Customers to the
@@ -306,7 +348,7 @@ func (e *Engine) Redeliver(sink types.NamespacedName, token string, customers []
 		it.force = true
 		if !it.pending {
 			it.pending, it.since = true, now
-			s.queue.Add(name)
+			e.addLocked(s, name)
 		}
 	}
 	s.finishBatchLocked(e)
@@ -360,15 +402,14 @@ func (e *Engine) Health(sink types.NamespacedName, generation int64) Health {
 
 // Forget drops what the engine holds for k: a Customer that left a sink's
 // selection, a Customer that is gone (empty Sink), a sink that is gone (empty
-// Customer; its workers stop and its deliveries in flight are cancelled).
+// Customer; its queue goes and its deliveries in flight are cancelled).
 func (e *Engine) Forget(k Key) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	switch {
 	case k.Customer == "":
 		if s := e.sinks[k.sink()]; s != nil {
-			s.stop()
-			delete(e.sinks, k.sink())
+			e.removeSinkLocked(s)
 		}
 		forgetSinkSeries(k.sink().String())
 		if e.opts.Forgotten != nil {
@@ -387,32 +428,88 @@ func (e *Engine) Forget(k Key) {
 	}
 }
 
-// sinkLocked returns the queue of a sink, creating it (and its workers, once
-// the engine runs) on first use.
+// sinkLocked returns the queue of a sink, creating it on first use.
 func (e *Engine) sinkLocked(name types.NamespacedName) *sinkQueue {
 	s := e.sinks[name]
 	if s != nil {
 		return s
 	}
+	t := e.tenants[name.Namespace]
+	if t == nil {
+		t = &tenant{name: name.Namespace}
+		e.tenants[name.Namespace] = t
+		e.tenantRing = append(e.tenantRing, t)
+	}
 	s = &sinkQueue{
 		name:    name,
-		queue:   workqueue.NewTypedDelayingQueue[string](),
+		tenant:  t,
+		queue:   workqueue.NewTyped[string](),
 		limiter: workqueue.NewTypedItemExponentialFailureRateLimiter[string](e.opts.BaseDelay, e.opts.MaxDelay),
 		items:   map[string]*item{},
-		wake:    make(chan struct{}),
 	}
+	t.sinks = append(t.sinks, s)
 	e.sinks[name] = s
-	if e.ctx != nil {
-		e.startWorkers(s)
-	}
 	return s
 }
 
-func (e *Engine) startWorkers(s *sinkQueue) {
-	ctx, cancel := context.WithCancel(e.ctx)
-	s.cancel = cancel
-	for range e.opts.Workers {
-		e.workers.Go(func() { e.work(ctx, s) })
+// removeSinkLocked stops a sink: its queue goes, its deliveries in flight are
+// cancelled, and its namespace leaves the round-robin once nothing of it is
+// left.
+func (e *Engine) removeSinkLocked(s *sinkQueue) {
+	s.stop()
+	if e.sinks[s.name] == s {
+		delete(e.sinks, s.name)
+	}
+	t := s.tenant
+	if i := slices.Index(t.sinks, s); i >= 0 {
+		t.sinks = slices.Delete(t.sinks, i, i+1)
+		if t.next > i {
+			t.next--
+		}
+	}
+	e.dropTenantLocked(t)
+}
+
+// dropTenantLocked forgets a namespace that has neither sinks nor deliveries
+// in flight.
+func (e *Engine) dropTenantLocked(t *tenant) {
+	if len(t.sinks) > 0 || t.inFlight > 0 || e.tenants[t.name] != t {
+		return
+	}
+	delete(e.tenants, t.name)
+	if i := slices.Index(e.tenantRing, t); i >= 0 {
+		e.tenantRing = slices.Delete(e.tenantRing, i, i+1)
+		if e.next > i {
+			e.next--
+		}
+	}
+}
+
+// addLocked queues a Customer at a sink and wakes a worker.
+func (e *Engine) addLocked(s *sinkQueue, name string) {
+	s.queue.Add(name)
+	e.ready.Signal()
+}
+
+// addAfter queues a Customer at a sink again after d.
+func (e *Engine) addAfter(s *sinkQueue, name string, d time.Duration) {
+	e.delayed.AddAfter(Key{Namespace: s.name.Namespace, Sink: s.name.Name, Customer: name}, d)
+}
+
+// requeue moves the Customers whose delay is over back into their sink's
+// queue, until the engine stops.
+func (e *Engine) requeue(delayed workqueue.TypedDelayingInterface[Key]) {
+	for {
+		k, shutdown := delayed.Get()
+		if shutdown {
+			return
+		}
+		e.mu.Lock()
+		if s := e.sinks[k.sink()]; s != nil {
+			e.addLocked(s, k.Customer)
+		}
+		e.mu.Unlock()
+		delayed.Done(k)
 	}
 }
 
@@ -453,43 +550,61 @@ func (e *Engine) notifySink(name types.NamespacedName) {
 	}
 }
 
-// work serves one sink's queue until it shuts down.
-func (e *Engine) work(ctx context.Context, s *sinkQueue) {
-	for {
-		name, shutdown := s.queue.Get()
-		if shutdown {
-			return
+// work is one worker of the pool: it takes the next delivery the fair order
+// allows, makes it, and goes on until the engine stops.
+func (e *Engine) work() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for !e.stopped {
+		w, ok := e.pickLocked()
+		if !ok {
+			e.ready.Wait()
+			continue
 		}
-		e.process(ctx, s, name)
-		s.queue.Done(name)
+		e.mu.Unlock()
+		e.process(w)
+		e.mu.Lock()
+		e.doneLocked(w)
 	}
 }
 
-// process makes one delivery attempt of a Customer to a sink.
-func (e *Engine) process(ctx context.Context, s *sinkQueue, name string) {
-	e.mu.Lock()
-	it := s.items[name]
-	e.mu.Unlock()
-	if it == nil {
-		return // forgotten while queued
-	}
+// doneLocked frees the slot of a delivery taken by pickLocked.
+func (e *Engine) doneLocked(w work) {
+	w.sink.queue.Done(w.customer)
+	w.sink.active--
+	w.sink.tenant.inFlight--
+	e.dropTenantLocked(w.sink.tenant)
+	// Done may have queued the Customer again, and a slot is free: the worker
+	// that frees it takes one delivery next, another may take the other.
+	e.ready.Signal()
+}
 
-	// The gate comes first, so that what is read next is current when it goes out.
-	probe, epoch, ok := e.admit(ctx, s)
-	if !ok {
-		return
-	}
+// process makes one delivery attempt of a Customer to a sink. The gate was
+// passed when it was taken, so that what is read next is current when it goes
+// out.
+func (e *Engine) process(w work) {
+	ctx, s, name, probe, epoch := w.ctx, w.sink, w.customer, w.probe, w.epoch
 	released := false
 	release := func() {
 		if probe && !released {
 			released = true
 			e.mu.Lock()
 			s.probing = false
-			s.wakeLocked()
+			e.ready.Broadcast()
 			e.mu.Unlock()
 		}
 	}
 	defer release()
+	if ctx.Err() != nil {
+		return // the sink or the engine stopped
+	}
+
+	e.mu.Lock()
+	it := s.items[name]
+	e.mu.Unlock()
+	if it == nil {
+		return // forgotten while queued
+	}
 
 	c := &crmv1alpha1.Customer{}
 	if err := e.opts.Customers.Get(ctx, types.NamespacedName{Namespace: s.name.Namespace, Name: name}, c); err != nil {
@@ -501,7 +616,7 @@ func (e *Engine) process(ctx context.Context, s *sinkQueue, name string) {
 		}
 		if ctx.Err() == nil {
 			log.FromContext(ctx).Error(err, "reading a Customer to deliver", "customer", name, "sink", s.name)
-			s.queue.AddAfter(name, e.opts.BaseDelay)
+			e.addAfter(s, name, e.opts.BaseDelay)
 		}
 		return
 	}
@@ -521,7 +636,7 @@ func (e *Engine) process(ctx context.Context, s *sinkQueue, name string) {
 	if err != nil {
 		if ctx.Err() == nil {
 			log.FromContext(ctx).Error(err, "resolving a CustomerSink", "sink", s.name)
-			s.queue.AddAfter(name, e.opts.BaseDelay)
+			e.addAfter(s, name, e.opts.BaseDelay)
 		}
 		return
 	}
@@ -529,7 +644,7 @@ func (e *Engine) process(ctx context.Context, s *sinkQueue, name string) {
 	if target.UID != s.uid {
 		// A new sink under the same name starts afresh.
 		s.uid, s.goneGeneration, s.failures, s.pausedUntil, s.pause, s.probeNeeded = target.UID, 0, 0, time.Time{}, nil, false
-		s.wakeLocked()
+		e.ready.Broadcast()
 	}
 	if !ready || (s.goneGeneration != 0 && s.goneGeneration == target.Generation) {
 		// The reconciler asks again once the sink is ready; a redelivery under
@@ -537,9 +652,8 @@ func (e *Engine) process(ctx context.Context, s *sinkQueue, name string) {
 		s.dropLocked(name)
 		s.batch = nil
 		if target.UID == "" && len(s.items) == 0 && e.sinks[s.name] == s {
-			// The sink is gone: so are its workers.
-			s.stop()
-			delete(e.sinks, s.name)
+			// The sink is gone: so is its queue.
+			e.removeSinkLocked(s)
 		}
 		e.mu.Unlock()
 		e.notifyCustomer(s.name.Namespace, name)
@@ -646,7 +760,10 @@ func (e *Engine) finish(s *sinkQueue, name string, it *item, c *crmv1alpha1.Cust
 			}
 		}
 	}
-	s.wakeLocked()
+	if probe {
+		// The gate opened, or closed again.
+		e.ready.Broadcast()
+	}
 
 	if it != s.items[name] {
 		// Forgotten meanwhile.
@@ -677,13 +794,13 @@ func (e *Engine) finish(s *sinkQueue, name string, it *item, c *crmv1alpha1.Cust
 		it.last = o
 		wait := s.limiter.When(name)
 		it.notBefore, it.refusedGeneration = now.Add(wait), c.Generation
-		s.queue.AddAfter(name, wait)
+		e.addAfter(s, name, wait)
 	default:
 		it.failures++
 		o.Failures = it.failures
 		it.last = o
 		// Back in line, behind the sink's pause.
-		s.queue.Add(name)
+		e.addLocked(s, name)
 	}
 	e.mu.Unlock()
 	e.notifyCustomer(s.name.Namespace, name)

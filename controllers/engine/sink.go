@@ -32,13 +32,19 @@ func reconcileRequest(name types.NamespacedName) reconcile.Request {
 // sinkQueue is one sink's work and health. Its fields are guarded by the
 // Engine's mutex.
 type sinkQueue struct {
-	name types.NamespacedName
-	// queue holds the names of the Customers to deliver, each once.
-	queue workqueue.TypedDelayingInterface[string]
+	name   types.NamespacedName
+	tenant *tenant
+	// queue holds the names of the Customers to deliver, each once. Only
+	// workers take from it, with the Engine's mutex held.
+	queue workqueue.TypedInterface[string]
 	// limiter spaces the retries of a Customer whose content the sink refused.
 	limiter workqueue.TypedRateLimiter[string]
 	items   map[string]*item
-	cancel  context.CancelFunc
+	// ctx is that of the sink's deliveries, cancelled when the sink stops.
+	ctx    context.Context
+	cancel context.CancelFunc
+	// active counts the sink's deliveries in flight.
+	active int
 
 	// uid is the sink's, as last resolved: a new sink under the same name
 	// starts with a clean bill of health.
@@ -54,13 +60,11 @@ type sinkQueue struct {
 	pausedUntil time.Time
 	probeNeeded bool
 	probing     bool
-	// waiting counts the workers held at the gate.
-	waiting int
+	// wakeAt is the end of a pause that a timer will wake the workers at.
+	wakeAt time.Time
 	// epoch grows with every pause, so that the failures of requests sent
 	// before a pause do not lengthen it.
 	epoch uint64
-	// wake is closed, and replaced, whenever the gate may have opened.
-	wake chan struct{}
 
 	batch       *batch
 	redelivered string
@@ -90,19 +94,33 @@ type batch struct {
 	remaining map[string]struct{}
 }
 
-// stop shuts the queue down and cancels the deliveries in flight; the workers
-// return.
+// tenant is a namespace's share of the worker pool.
+type tenant struct {
+	name string
+	// sinks are the namespace's sinks, in round-robin order; next is where
+	// the next worker starts looking.
+	sinks []*sinkQueue
+	next  int
+	// inFlight counts the namespace's deliveries in flight.
+	inFlight int
+}
+
+// work is one delivery a worker took: a Customer at a sink, and whether it is
+// the sink's probe, in which epoch.
+type work struct {
+	ctx      context.Context
+	sink     *sinkQueue
+	customer string
+	probe    bool
+	epoch    uint64
+}
+
+// stop shuts the queue down and cancels the deliveries in flight.
 func (s *sinkQueue) stop() {
 	s.queue.ShutDown()
 	if s.cancel != nil {
 		s.cancel()
 	}
-	s.wakeLocked()
-}
-
-func (s *sinkQueue) wakeLocked() {
-	close(s.wake)
-	s.wake = make(chan struct{})
 }
 
 // pauseLocked reports the pause, while it lasts and while work waits for the
@@ -111,7 +129,7 @@ func (s *sinkQueue) pauseLocked(now time.Time) *Pause {
 	if s.pause == nil || !s.probeNeeded {
 		return nil
 	}
-	if now.Before(s.pausedUntil) || s.probing || s.waiting > 0 || s.queue.Len() > 0 {
+	if now.Before(s.pausedUntil) || s.probing || s.queue.Len() > 0 {
 		p := *s.pause
 		return &p
 	}
@@ -141,45 +159,72 @@ func (s *sinkQueue) finishBatchLocked(e *Engine) bool {
 	return true
 }
 
-// admit holds a worker while the sink is paused, then lets one probe through
-// at a time until one succeeds. It says whether this delivery is the probe,
-// the epoch it is admitted in, and false when the sink or engine stops.
-func (e *Engine) admit(ctx context.Context, s *sinkQueue) (probe bool, epoch uint64, ok bool) {
-	e.mu.Lock()
-	for {
-		if ctx.Err() != nil {
-			e.mu.Unlock()
-			return false, 0, false
+// pickLocked takes the next delivery the fair order allows: the next
+// namespace, round-robin, below MaxInFlightPerNamespace with a sink that may
+// take a delivery now; that namespace's next such sink, round-robin. A sink may
+// take one while it is below Workers in flight and not paused; once its pause
+// is over, one probe at a time until one succeeds. It returns false when
+// nothing may go now.
+func (e *Engine) pickLocked() (work, bool) {
+	now := e.opts.Now()
+	n := len(e.tenantRing)
+	for i := range n {
+		t := e.tenantRing[(e.next+i)%n]
+		if t.inFlight >= e.opts.MaxInFlightPerNamespace {
+			continue
 		}
-		var timer *time.Timer
-		if wait := s.pausedUntil.Sub(e.opts.Now()); wait > 0 {
-			timer = time.NewTimer(wait)
-		} else if !s.probeNeeded {
-			epoch = s.epoch
-			e.mu.Unlock()
-			return false, epoch, true
-		} else if !s.probing {
-			s.probing = true
-			epoch = s.epoch
-			e.mu.Unlock()
-			return true, epoch, true
+		m := len(t.sinks)
+		for j := range m {
+			s := t.sinks[(t.next+j)%m]
+			probe, ok := e.gateLocked(s, now)
+			if !ok {
+				continue
+			}
+			// Get does not block: the queue holds work, and only workers,
+			// holding mu, take from it.
+			name, _ := s.queue.Get()
+			if s.ctx == nil {
+				s.ctx, s.cancel = context.WithCancel(e.ctx)
+			}
+			if probe {
+				s.probing = true
+			}
+			s.active++
+			t.inFlight++
+			t.next = (t.next + j + 1) % m
+			e.next = (e.next + i + 1) % n
+			return work{ctx: s.ctx, sink: s, customer: name, probe: probe, epoch: s.epoch}, true
 		}
-		wake := s.wake
-		s.waiting++
-		e.mu.Unlock()
-		var expired <-chan time.Time
-		if timer != nil {
-			expired = timer.C
-		}
-		select {
-		case <-ctx.Done():
-		case <-wake:
-		case <-expired:
-		}
-		if timer != nil {
-			timer.Stop()
-		}
-		e.mu.Lock()
-		s.waiting--
 	}
+	return work{}, false
+}
+
+// gateLocked says whether a worker may take a delivery of s now, and whether
+// that delivery is the sink's probe. While the sink is paused, a timer wakes
+// the workers at the pause's end.
+func (e *Engine) gateLocked(s *sinkQueue, now time.Time) (probe, ok bool) {
+	if s.queue.Len() == 0 || s.active >= e.opts.Workers {
+		return false, false
+	}
+	if wait := s.pausedUntil.Sub(now); wait > 0 {
+		if !s.wakeAt.Equal(s.pausedUntil) {
+			s.wakeAt = s.pausedUntil
+			time.AfterFunc(wait, e.wake)
+		}
+		return false, false
+	}
+	if !s.probeNeeded {
+		return false, true
+	}
+	if s.probing {
+		return false, false
+	}
+	return true, true
+}
+
+// wake has the workers look for work again.
+func (e *Engine) wake() {
+	e.mu.Lock()
+	e.ready.Broadcast()
+	e.mu.Unlock()
 }

@@ -26,6 +26,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -136,8 +137,8 @@ func TestChartDefaults(t *testing.T) {
 }
 
 // TestChartEverything applies the chart with every option on
-// (hack/chart-values-all.yaml): namespaced RBAC, the sink policy, the Ingress and
-// the monitoring objects (with minimal Prometheus Operator CRDs, see testdata).
+// (hack/chart-values-all.yaml): namespaced RBAC, the sink policy, the controllers'
+// egress NetworkPolicy, the Ingress and the monitoring objects (with minimal Prometheus Operator CRDs, see testdata).
 func TestChartEverything(t *testing.T) {
 	apply(t, "testdata/monitoring-crds.yaml", readObjects(t, "test/manifests/testdata/monitoring-crds.yaml"))
 	objs := readObjects(t, "bin/chart/all.yaml")
@@ -183,7 +184,8 @@ func TestChartEverything(t *testing.T) {
 			t.Errorf("Deployment %s runs image %q, want registry.example.com/customer-operator:v0.1.0", d.GetName(), img)
 		}
 	}
-	for _, want := range []string{"--watch-namespaces=team-a,team-b", "--sink-deny-cidrs=169.254.0.0/16,10.0.0.0/8", "--sink-allow-cidrs=192.0.2.0/24"} {
+	for _, want := range []string{"--watch-namespaces=team-a,team-b", "--sink-deny-cidrs=169.254.0.0/16,10.0.0.0/8", "--sink-allow-cidrs=192.0.2.0/24",
+		"--max-deliveries-in-flight=32", "--max-deliveries-in-flight-per-namespace=8"} {
 		if !slices.Contains(args["controller-manager"], want) {
 			t.Errorf("controller-manager args %q lack %s", args["controller-manager"], want)
 		}
@@ -195,6 +197,35 @@ func TestChartEverything(t *testing.T) {
 		t.Errorf("%d webhook-server Deployments, want 1", len(d))
 	} else if r, _, _ := unstructured.NestedFieldNoCopy(d[0].Object, "spec", "replicas"); fmt.Sprint(r) != "3" {
 		t.Errorf("webhook-server replicas = %v, want 3", r)
+	}
+
+	// The controllers' egress: DNS, the API server and the sinks' public ranges,
+	// every rule naming where it goes (a rule without "to" would allow anywhere).
+	if np := find(objs, "NetworkPolicy", "-controller-manager-egress"); len(np) != 1 {
+		t.Errorf("%d egress NetworkPolicies for the controllers, want 1", len(np))
+	} else {
+		var p networkingv1.NetworkPolicy
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(np[0].Object, &p); err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(p.Spec.PolicyTypes, []networkingv1.PolicyType{networkingv1.PolicyTypeEgress}) ||
+			p.Spec.PodSelector.MatchLabels["control-plane"] != "controller-manager" {
+			t.Errorf("egress NetworkPolicy: types %v, pods %v; want Egress of the controller-manager", p.Spec.PolicyTypes, p.Spec.PodSelector.MatchLabels)
+		}
+		var blocks []string
+		for i, rule := range p.Spec.Egress {
+			if len(rule.To) == 0 {
+				t.Errorf("egress rule %d allows every destination", i)
+			}
+			for _, to := range rule.To {
+				if to.IPBlock != nil {
+					blocks = append(blocks, to.IPBlock.CIDR)
+				}
+			}
+		}
+		if want := []string{"192.0.2.10/32", "2001:db8::10/128", "0.0.0.0/0", "::/0"}; !slices.Equal(blocks, want) {
+			t.Errorf("egress NetworkPolicy reaches %v, want %v", blocks, want)
+		}
 	}
 
 	if ing := find(objs, "Ingress", ""); len(ing) != 1 {
