@@ -42,9 +42,9 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	crmv1alpha1 "github.com/customer-operator/customer-operator/api/v1alpha1"
-	"github.com/customer-operator/customer-operator/internal/benchutil"
 	"github.com/customer-operator/customer-operator/internal/cachetransform"
 	"github.com/customer-operator/customer-operator/internal/secretcache"
+	"github.com/customer-operator/customer-operator/test/benchutil"
 )
 
 // BenchmarkPropagation measures how fast a new CustomerSink receives 2,000

@@ -47,8 +47,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
 
-	"github.com/customer-operator/customer-operator/internal/benchutil"
-	"github.com/customer-operator/customer-operator/internal/localcluster"
+	"github.com/customer-operator/customer-operator/test/benchutil"
+	"github.com/customer-operator/customer-operator/test/localcluster"
 )
 
 const (

@@ -57,8 +57,8 @@ import (
 
 	crmv1alpha1 "github.com/customer-operator/customer-operator/api/v1alpha1"
 	"github.com/customer-operator/customer-operator/controllers"
-	"github.com/customer-operator/customer-operator/internal/benchutil"
-	"github.com/customer-operator/customer-operator/internal/localcluster"
+	"github.com/customer-operator/customer-operator/test/benchutil"
+	"github.com/customer-operator/customer-operator/test/localcluster"
 	"github.com/customer-operator/customer-operator/webhookserver"
 	"github.com/customer-operator/customer-operator/webhookserver/providers"
 	"github.com/customer-operator/customer-operator/webhookserver/providers/gettrx"
