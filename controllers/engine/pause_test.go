@@ -50,9 +50,19 @@ func (c *testClock) advance(d time.Duration) {
 
 // answer finishes the taken delivery w as a worker would on the sink's res.
 func (e pickingEngine) answer(w work, res delivery.Result) {
+	e.answerItem(w, e.itemOf(w), res)
+}
+
+// itemOf is what the engine holds for w's Customer, as a worker reads it when
+// it starts the delivery.
+func (e pickingEngine) itemOf(w work) *item {
 	e.mu.Lock()
-	it := w.sink.items[w.customer]
-	e.mu.Unlock()
+	defer e.mu.Unlock()
+	return w.sink.items[w.customer]
+}
+
+// answerItem is answer for a worker that read it when it started.
+func (e pickingEngine) answerItem(w work, it *item, res delivery.Result) {
 	c := &crmv1alpha1.Customer{ObjectMeta: metav1.ObjectMeta{Namespace: w.sink.name.Namespace, Name: w.customer, Generation: 1}}
 	e.finish(w.sink, w.customer, it, c, Sink{Generation: 1}, false, res, w.probe, w.epoch)
 	e.done(w)
@@ -135,5 +145,42 @@ func TestFailingSinkBacksOffWithinTheJitterBounds(t *testing.T) {
 			t.Fatalf("pause after %d failures: %+v, want %s until within [%s, %s]", n, p, ReasonBackingOff, now.Add(want/2), now.Add(want))
 		}
 		clock.advance(p.Until.Sub(now))
+	}
+}
+
+func TestRedeliveryIsReportedOnceEveryCustomerIsAcknowledged(t *testing.T) {
+	clock := &testClock{t: time.Date(2026, 11, 24, 7, 0, 0, 0, time.UTC)}
+	e := newPickingEngine(t, Options{Workers: 4, MaxInFlight: 8, Now: clock.Now, BaseDelay: time.Second, MaxDelay: time.Minute})
+	sink := types.NamespacedName{Namespace: "ns", Name: "sink"}
+
+	e.Redeliver(sink, "token-1", []string{"c0", "c1"})
+	if h := e.Health(sink, 1); h.Redelivering != "token-1" || h.Redelivered != "" {
+		t.Fatalf("health while redelivering: %+v, want token-1 under way", h)
+	}
+	e.answer(e.mustTake(), delivery.Result{StatusCode: 204})
+	if h := e.Health(sink, 1); h.Redelivered != "" {
+		t.Fatalf("token-1 reported redelivered with one Customer left: %+v", h)
+	}
+	e.answer(e.mustTake(), delivery.Result{StatusCode: 204})
+	if h := e.Health(sink, 1); h.Redelivered != "token-1" {
+		t.Fatalf("health once both were acknowledged: %+v, want token-1 redelivered", h)
+	}
+}
+
+func TestForgottenWhileInFlightLeavesNothing(t *testing.T) {
+	clock := &testClock{t: time.Date(2026, 11, 24, 7, 0, 0, 0, time.UTC)}
+	e := newPickingEngine(t, Options{Workers: 4, MaxInFlight: 8, Now: clock.Now, BaseDelay: time.Second, MaxDelay: time.Minute})
+	k := Key{Namespace: "ns", Sink: "sink", Customer: "c0"}
+	e.Deliver(k, 1)
+
+	w := e.mustTake()
+	it := e.itemOf(w)
+	e.Forget(k)
+	e.answerItem(w, it, delivery.Result{StatusCode: 500, Err: errors.New("500 Internal Server Error")})
+	if rep := e.Look(k, Have{}); rep.Outcome != nil || rep.Pending {
+		t.Fatalf("a Customer forgotten in flight is reported: %+v", rep)
+	}
+	if w, ok := e.take(); ok {
+		t.Fatalf("took %s after the only Customer was forgotten", w)
 	}
 }
