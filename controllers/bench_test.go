@@ -42,9 +42,9 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	crmv1alpha1 "github.com/customer-operator/customer-operator/api/v1alpha1"
-	"github.com/customer-operator/customer-operator/internal/benchutil"
 	"github.com/customer-operator/customer-operator/internal/cachetransform"
 	"github.com/customer-operator/customer-operator/internal/secretcache"
+	"github.com/customer-operator/customer-operator/test/benchutil"
 )
 
 // BenchmarkPropagation measures how fast a new CustomerSink receives 2,000
@@ -107,15 +107,7 @@ func BenchmarkPropagation(b *testing.B) {
 			b.Fatal(err)
 		}
 		secrets := secretcache.New(mgr.GetClient(), mgr.GetAPIReader())
-		eng, err := NewEngine(mgr, secrets, EngineOptions{Client: newDeliveryClient(), PerSinkConcurrency: 16})
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := (&CustomerReconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("bench"), Secrets: secrets,
-			Deliveries: eng, MaxConcurrentReconciles: workers}).SetupWithManager(mgr); err != nil {
-			b.Fatal(err)
-		}
-		if err := (&CustomerSinkReconciler{Client: mgr.GetClient(), Secrets: secrets, Deliveries: eng, AddressPolicy: testAddressPolicy}).SetupWithManager(mgr); err != nil {
+		if err := Setup(mgr, secrets, Options{Client: newDeliveryClient(), PerSinkConcurrency: 16, MaxConcurrentReconciles: workers}); err != nil {
 			b.Fatal(err)
 		}
 		done := make(chan struct{})

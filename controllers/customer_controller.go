@@ -19,9 +19,7 @@ limitations under the License.
 package controllers
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"maps"
 	"net/mail"
@@ -30,9 +28,7 @@ import (
 	"strings"
 	"time"
 
-	jsonpatch "github.com/evanphx/json-patch/v5"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -144,7 +140,7 @@ func (r *CustomerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 		if c.Spec.Lifecycle == crmv1alpha1.LifecycleDeleted {
 			setReady(&status.Conditions, c.Generation, true, crmv1alpha1.ReasonTombstone, tombstoneMessage(c))
 		} else {
-			setReady(&status.Conditions, c.Generation, true, crmv1alpha1.ReasonValid, "customer record is valid")
+			SetCustomerValid(status, c.Generation)
 		}
 		p, err := r.deliver(ctx, c, sinks.Items, status)
 		if err != nil {
@@ -158,22 +154,8 @@ func (r *CustomerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 		}
 	}
 
-	if err := r.writeStatus(ctx, c, status); err != nil {
-		if apierrors.IsConflict(err) {
-			// The cache was behind; the engine keeps what was delivered until
-			// the status shows it, so the retry on fresh data loses nothing.
-			return ctrl.Result{RequeueAfter: conflictRetryDelay}, nil
-		}
-		return ctrl.Result{}, err
-	}
-	return ctrl.Result{RequeueAfter: requeue}, nil
+	return r.writeStatus(ctx, c, status, requeue)
 }
-
-// statusHold is how long a reconcile that has just queued deliveries to healthy
-// sinks holds its status write. Most deliveries end well within it, and the
-// Customer's status is then written once, Synced, instead of once Delivering
-// and once Synced; a sink that is failing or paused is never waited for.
-const statusHold = time.Second
 
 // deliveryPlan is what deliver decided beyond the status: when to look again,
 // and whether to hold the status write for deliveries about to end.
@@ -194,7 +176,7 @@ func (r *CustomerReconciler) deliver(ctx context.Context, c *crmv1alpha1.Custome
 	var entries []crmv1alpha1.SinkSyncStatus
 	var plan deliveryPlan
 	var synced, failing, notReady, paused []string
-	fresh, stale := false, false
+	var writes statusPlan
 	for i := range sinks {
 		sink := &sinks[i]
 		if !sink.DeletionTimestamp.IsZero() || !selects(sink, c) {
@@ -216,27 +198,16 @@ func (r *CustomerReconciler) deliver(ctx context.Context, c *crmv1alpha1.Custome
 			return deliveryPlan{}, fmt.Errorf("resolving CustomerSink %s: %w", sink.Name, err)
 		}
 		inSync := e.SyncedGeneration == c.Generation && e.SinkGeneration == sink.Generation
+		d := planSink(sinkFacts{InSync: inSync, Ready: state.ready, Report: rep, Failing: e.ConsecutiveFailures > 0}, now)
+		if d.Deliver {
+			r.Deliveries.Deliver(k, c.Generation)
+		}
+		writes.add(d)
 		switch {
 		case inSync:
 			synced = append(synced, sink.Name)
 		case !state.ready:
 			notReady = append(notReady, sink.Name+" ("+state.reason+")")
-			stale = true
-		case rep.Pending:
-			if left := statusHold - now.Sub(rep.Since); left > 0 && rep.Paused == nil && e.ConsecutiveFailures == 0 {
-				fresh = true
-				plan.requeue = max(plan.requeue, left)
-			} else {
-				stale = true
-			}
-		default:
-			r.Deliveries.Deliver(k, c.Generation)
-			if rep.Paused != nil {
-				stale = true
-			} else {
-				fresh = true
-				plan.requeue = statusHold
-			}
 		}
 		if !inSync && state.ready && rep.Paused != nil {
 			paused = append(paused, fmt.Sprintf("%s (%s until %s)", sink.Name, rep.Paused.Reason, rep.Paused.Until.UTC().Format(time.RFC3339)))
@@ -253,16 +224,12 @@ func (r *CustomerReconciler) deliver(ctx context.Context, c *crmv1alpha1.Custome
 		r.Deliveries.Forget(engine.Key{Namespace: c.Namespace, Sink: name, Customer: c.Name})
 	}
 	status.Sinks = entries
-	// Hold the write only while every sink not in sync is about to be: the
-	// deliveries' outcomes enqueue the Customer, and statusHold bounds the wait.
-	plan.hold = fresh && !stale
+	plan.requeue, plan.hold = writes.wait, writes.hold()
 
 	total := len(entries)
 	switch {
-	case total == 0:
-		r.synced(status, c.Generation, crmv1alpha1.ReasonNoSinks, "no CustomerSink selects this Customer")
 	case len(synced) == total:
-		r.synced(status, c.Generation, crmv1alpha1.ReasonSynced, fmt.Sprintf("generation %d delivered to %d sink(s)", c.Generation, total))
+		SetCustomerSynced(status, c.Generation, total)
 	case len(failing) > 0:
 		r.unsynced(status, c.Generation, crmv1alpha1.ReasonDeliveryFailed, fmt.Sprintf("delivery failing to %s; retrying with backoff", strings.Join(failing, ", ")))
 	case len(notReady) > 0 && len(synced)+len(notReady) == total:
@@ -280,8 +247,24 @@ func (r *CustomerReconciler) deliver(ctx context.Context, c *crmv1alpha1.Custome
 	return plan, nil
 }
 
-func (r *CustomerReconciler) synced(status *crmv1alpha1.CustomerStatus, gen int64, reason, msg string) {
-	setCondition(&status.Conditions, gen, crmv1alpha1.ConditionSynced, metav1.ConditionTrue, reason, msg)
+// SetCustomerValid sets Ready as the reconciler does for a valid Customer that
+// is not a tombstone. It is exported for the benchmarks, whose baseline writes
+// must be the reconciler's.
+func SetCustomerValid(status *crmv1alpha1.CustomerStatus, generation int64) {
+	setReady(&status.Conditions, generation, true, crmv1alpha1.ReasonValid, "customer record is valid")
+}
+
+// SetCustomerSynced sets Synced True for a generation delivered to every one of
+// sinks selecting sinks (NoSinks when none selects the Customer). It is exported
+// for the benchmarks, whose baseline writes must be the reconciler's.
+func SetCustomerSynced(status *crmv1alpha1.CustomerStatus, generation int64, sinks int) {
+	if sinks == 0 {
+		setCondition(&status.Conditions, generation, crmv1alpha1.ConditionSynced, metav1.ConditionTrue,
+			crmv1alpha1.ReasonNoSinks, "no CustomerSink selects this Customer")
+	} else {
+		setCondition(&status.Conditions, generation, crmv1alpha1.ConditionSynced, metav1.ConditionTrue,
+			crmv1alpha1.ReasonSynced, fmt.Sprintf("generation %d delivered to %d sink(s)", generation, sinks))
+	}
 	meta.RemoveStatusCondition(&status.Conditions, conditionReconciling)
 }
 
@@ -355,8 +338,7 @@ func (r *CustomerReconciler) finalize(ctx context.Context, c *crmv1alpha1.Custom
 
 	status := c.Status.DeepCopy()
 	var remaining []crmv1alpha1.SinkSyncStatus
-	var wait time.Duration
-	fresh, stale := false, false
+	var writes statusPlan
 	for _, e := range status.Sinks {
 		k := engine.Key{Namespace: c.Namespace, Sink: e.Name, Customer: c.Name}
 		sink := byName[e.Name]
@@ -394,25 +376,11 @@ func (r *CustomerReconciler) finalize(ctx context.Context, c *crmv1alpha1.Custom
 			r.Deliveries.Forget(k)
 			continue
 		}
-		switch {
-		case !state.ready:
-			stale = true
-		case rep.Pending:
-			if left := statusHold - now.Sub(rep.Since); left > 0 && rep.Paused == nil && e.ConsecutiveFailures == 0 {
-				fresh = true
-				wait = max(wait, left)
-			} else {
-				stale = true
-			}
-		default:
+		d := planSink(sinkFacts{Ready: state.ready, Report: rep, Failing: e.ConsecutiveFailures > 0}, now)
+		if d.Deliver {
 			r.Deliveries.Deliver(k, c.Generation)
-			if rep.Paused != nil {
-				stale = true
-			} else {
-				fresh = true
-				wait = statusHold
-			}
 		}
+		writes.add(d)
 		remaining = append(remaining, e)
 	}
 
@@ -424,70 +392,34 @@ func (r *CustomerReconciler) finalize(ctx context.Context, c *crmv1alpha1.Custom
 		}
 		return ctrl.Result{}, nil
 	}
-	untilDeadline := deadline.Sub(now)
-	if wait == 0 || untilDeadline < wait {
+	wait := writes.wait
+	if untilDeadline := deadline.Sub(now); wait == 0 || untilDeadline < wait {
 		wait = untilDeadline
 	}
-	if fresh && !stale {
+	if writes.hold() {
 		// The deletes' outcomes enqueue the Customer; no status write meanwhile.
 		return ctrl.Result{RequeueAfter: wait}, nil
 	}
 	status.Sinks = remaining
 	r.unsynced(status, c.Generation, crmv1alpha1.ReasonDelivering, fmt.Sprintf("delivering the delete to %d sink(s)", len(remaining)))
-	if err := r.writeStatus(ctx, c, status); err != nil {
+	return r.writeStatus(ctx, c, status, wait)
+}
+
+// writeStatus writes the Customer's status under the resourceVersion it was
+// computed from, and looks again after requeue. The cached Customer may lag
+// behind the last status write, and a plain merge patch would then mix this
+// write's conditions with that write's sinks (Synced False next to a synced
+// sink).
+func (r *CustomerReconciler) writeStatus(ctx context.Context, c *crmv1alpha1.Customer, status *crmv1alpha1.CustomerStatus, requeue time.Duration) (ctrl.Result, error) {
+	if _, err := patchStatus(ctx, r.Client, c, &c.Status, status, withLock); err != nil {
 		if apierrors.IsConflict(err) {
+			// The cache was behind; the engine keeps what was delivered until
+			// the status shows it, so the retry on fresh data loses nothing.
 			return ctrl.Result{RequeueAfter: conflictRetryDelay}, nil
 		}
 		return ctrl.Result{}, err
 	}
-	return ctrl.Result{RequeueAfter: wait}, nil
-}
-
-func (r *CustomerReconciler) writeStatus(ctx context.Context, c *crmv1alpha1.Customer, status *crmv1alpha1.CustomerStatus) error {
-	if equality.Semantic.DeepEqual(&c.Status, status) {
-		return nil
-	}
-	before, err := json.Marshal(&c.Status)
-	if err != nil {
-		return fmt.Errorf("encoding Customer status: %w", err)
-	}
-	after, err := json.Marshal(status)
-	if err != nil {
-		return fmt.Errorf("encoding Customer status: %w", err)
-	}
-	// Compared as the API server stores them: times are kept to the second, so
-	// a status equal but for sub-second times would be a patch that changes
-	// nothing and still costs the API server a decode, a patch and a compare.
-	if bytes.Equal(before, after) {
-		return nil
-	}
-	statusPatch, err := jsonpatch.CreateMergePatch(before, after)
-	if err != nil {
-		return fmt.Errorf("computing the Customer status patch: %w", err)
-	}
-	// The status was computed from the cached Customer, which may lag behind the
-	// last status write; a plain merge patch would then mix this write's
-	// conditions with that write's sinks (Synced False next to a synced sink).
-	// With the resourceVersion in the patch, a stale write conflicts and the
-	// reconcile is retried on fresh data.
-	rv, err := json.Marshal(c.ResourceVersion)
-	if err != nil {
-		return fmt.Errorf("encoding the resourceVersion: %w", err)
-	}
-	data := make([]byte, 0, len(statusPatch)+64)
-	data = append(append(append(data, `{"metadata":{"resourceVersion":`...), rv...), `},"status":`...)
-	data = append(append(data, statusPatch...), '}')
-	// Patched as metadata: the API server answers with the Customer's metadata
-	// alone, so neither side encodes or decodes the whole object again.
-	target := &metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{Namespace: c.Namespace, Name: c.Name}}
-	target.SetGroupVersionKind(crmv1alpha1.GroupVersion.WithKind("Customer"))
-	if err := r.Status().Patch(ctx, target, client.RawPatch(types.MergePatchType, data)); err != nil {
-		if apierrors.IsNotFound(err) {
-			return nil
-		}
-		return fmt.Errorf("writing Customer status: %w", err)
-	}
-	return nil
+	return ctrl.Result{RequeueAfter: requeue}, nil
 }
 
 func (r *CustomerReconciler) now() time.Time {

@@ -23,7 +23,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -127,12 +126,10 @@ func (r *CustomerSinkReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		r.Deliveries.Redeliver(req.NamespacedName, token, names)
 	}
 
-	if !equality.Semantic.DeepEqual(&sink.Status, status) {
-		patch := client.MergeFrom(sink.DeepCopy())
-		sink.Status = *status
-		if err := r.Status().Patch(ctx, sink, patch); err != nil {
-			return ctrl.Result{}, client.IgnoreNotFound(err)
-		}
+	// The status is computed whole from the Customers on every reconcile: the
+	// last write wins, and needs no lock.
+	if _, err := patchStatus(ctx, r.Client, sink, &sink.Status, status, withoutLock); err != nil {
+		return ctrl.Result{}, err
 	}
 	return result, nil
 }

@@ -21,7 +21,6 @@ import (
 	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -75,23 +74,21 @@ func (r *CustomerSourceReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	before := meta.FindStatusCondition(src.Status.Conditions, "Ready")
+	before := meta.FindStatusCondition(src.Status.Conditions, crmv1alpha1.ConditionReady)
 	setReady(&status.Conditions, src.Generation, ready, reason, msg)
 
-	if equality.Semantic.DeepEqual(&src.Status, status) {
-		// Set here too, so the gauge is right after a restart, when nothing changes.
-		setSourceReady(req.NamespacedName, ready)
+	// The lock makes a reconcile from a stale cache fail (and retry) rather than
+	// write, and announce, a transition that already happened.
+	written, err := patchStatus(ctx, r.Client, src, &src.Status, status, withLock)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	// Like the Event, the gauge follows the persisted condition; it is set when
+	// nothing changes too, so it is right after a restart.
+	setSourceReady(req.NamespacedName, ready)
+	if !written {
 		return ctrl.Result{}, nil
 	}
-	// The optimistic lock makes a reconcile from a stale cache fail (and retry)
-	// rather than write, and announce, a transition that already happened.
-	patch := client.MergeFromWithOptions(src.DeepCopy(), client.MergeFromWithOptimisticLock{})
-	src.Status = *status
-	if err := r.Status().Patch(ctx, src, patch); err != nil {
-		return ctrl.Result{}, client.IgnoreNotFound(err)
-	}
-	// Like the Event, the gauge follows the persisted condition.
-	setSourceReady(req.NamespacedName, ready)
 	r.recordTransition(src, before, ready, reason, msg)
 	return ctrl.Result{}, nil
 }

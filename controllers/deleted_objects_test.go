@@ -18,7 +18,6 @@ package controllers
 
 import (
 	"bytes"
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -42,12 +41,12 @@ import (
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
-	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	crmv1alpha1 "github.com/customer-operator/customer-operator/api/v1alpha1"
 	"github.com/customer-operator/customer-operator/controllers/delivery"
 	"github.com/customer-operator/customer-operator/internal/cachetransform"
+	"github.com/customer-operator/customer-operator/test/envtestutil"
 	"github.com/customer-operator/customer-operator/webhookserver"
 	"github.com/customer-operator/customer-operator/webhookserver/providers"
 	"github.com/customer-operator/customer-operator/webhookserver/providers/registry"
@@ -87,40 +86,6 @@ func heapNow() (inUse, alloc uint64) {
 
 func mib(b uint64) float64 { return float64(b) / (1 << 20) }
 
-// seriesNaming counts the series of customer_operator_* metrics in
-// controller-runtime's registry (what /metrics serves) with a label value in
-// one of the namespaces.
-func seriesNaming(namespaces ...string) (int, []string) {
-	GinkgoHelper()
-	families, err := ctrlmetrics.Registry.Gather()
-	Expect(err).NotTo(HaveOccurred())
-	n := 0
-	var examples []string
-	for _, f := range families {
-		if !strings.HasPrefix(f.GetName(), "customer_operator_") {
-			continue
-		}
-		for _, m := range f.GetMetric() {
-			for _, l := range m.GetLabel() {
-				named := false
-				for _, ns := range namespaces {
-					if strings.HasPrefix(l.GetValue(), ns+"/") {
-						named = true
-					}
-				}
-				if named {
-					n++
-					if len(examples) < 5 {
-						examples = append(examples, f.GetName()+"{"+l.GetName()+"="+l.GetValue()+"}")
-					}
-					break
-				}
-			}
-		}
-	}
-	return n, examples
-}
-
 // churnServer runs a webhook server in the process, on a manager of its own
 // but with the suite's Secret cache, as --mode=all shares one, and returns its
 // base URL.
@@ -144,17 +109,7 @@ func churnServer(sweep time.Duration) string {
 	addr, err := srv.Listen()
 	Expect(err).NotTo(HaveOccurred())
 	Expect(mgr.Add(srv)).To(Succeed())
-	mctx, stop := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() {
-		defer GinkgoRecover()
-		defer close(done)
-		Expect(mgr.Start(mctx)).To(Succeed())
-	}()
-	DeferCleanup(func() {
-		stop()
-		Eventually(done).WithTimeout(20 * time.Second).Should(BeClosed())
-	})
+	envtestutil.RunManager(ctx, mgr)
 	return "http://" + addr.String()
 }
 
@@ -299,7 +254,7 @@ var _ = Describe("what is kept for deleted objects", Serial, func() {
 		// The baseline is taken once the sweeps had their chance; what they leave
 		// of the warm-up is the measured round's to show.
 		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(testSweepInterval) {
-			if left, _ := seriesNaming(warmSrc, warmSink); left == 0 {
+			if left, _ := envtestutil.SeriesNaming(warmSrc, warmSink); left == 0 {
 				break
 			}
 		}
@@ -307,7 +262,7 @@ var _ = Describe("what is kept for deleted objects", Serial, func() {
 		inUseBefore, allocBefore := heapNow()
 
 		srcNS, sinkNS := round(n, padding)
-		series, examples := seriesNaming(srcNS, sinkNS)
+		series, examples := envtestutil.SeriesNaming(srcNS, sinkNS)
 		Expect(series).To(BeNumerically(">=", 2*n), "the churned objects have series, e.g. %v", examples)
 		inUsePeak, allocPeak := heapNow()
 		unchurn(srcNS, sinkNS, n)
@@ -316,7 +271,7 @@ var _ = Describe("what is kept for deleted objects", Serial, func() {
 		var inUse, alloc uint64
 		Eventually(func(g Gomega) {
 			inUse, alloc = heapNow()
-			left, examples := seriesNaming(srcNS, sinkNS)
+			left, examples := envtestutil.SeriesNaming(srcNS, sinkNS)
 			state := fmt.Sprintf("%d series left (e.g. %v); heap allocated %.1f MiB, %.1f MiB before and %.1f MiB with the objects (in use %.1f, %.1f, %.1f MiB)",
 				left, examples, mib(alloc), mib(allocBefore), mib(allocPeak), mib(inUse), mib(inUseBefore), mib(inUsePeak))
 			g.Expect(left).To(BeZero(), state)

@@ -41,7 +41,7 @@ import (
 
 	crmv1alpha1 "github.com/customer-operator/customer-operator/api/v1alpha1"
 	"github.com/customer-operator/customer-operator/controllers/engine"
-	"github.com/customer-operator/customer-operator/internal/benchutil"
+	"github.com/customer-operator/customer-operator/test/benchutil"
 )
 
 // isolatedLabel marks Customers and sinks served by a test's own manager

@@ -230,47 +230,23 @@ func newDeliveryClient() *delivery.Client {
 	return &delivery.Client{Policy: testAddressPolicy, Log: ctrl.Log.WithName("delivery")}
 }
 
-// setupControllers wires the engine and the reconcilers into mgr as main.go
-// does in controllers mode, with quick backoffs so that retries fit in a test.
+// setupControllers wires the engine and the reconcilers into mgr with the
+// manager's own Setup, with quick backoffs so that retries fit in a test.
 func setupControllers(mgr ctrl.Manager, c *delivery.Client) (*secretcache.Store, error) {
 	secrets := secretcache.New(mgr.GetClient(), mgr.GetAPIReader())
 	if err := SetupSecretCache(ctx, mgr, secrets, testSweepInterval); err != nil {
 		return nil, err
 	}
-	eng, err := NewEngine(mgr, secrets, EngineOptions{
-		Client:             c,
-		PerSinkConcurrency: 16,
-		MaxInFlight:        engine.DefaultMaxInFlight,
-		BaseDelay:          testBaseDelay,
-		MaxDelay:           testMaxDelay,
-	})
-	if err != nil {
-		return nil, err
-	}
-	if err := (&CustomerReconciler{
-		Client:                  mgr.GetClient(),
-		Recorder:                mgr.GetEventRecorder("customer-controller"),
-		Secrets:                 secrets,
-		Deliveries:              eng,
+	return secrets, Setup(mgr, secrets, Options{
+		Client:                  c,
+		PerSinkConcurrency:      16,
+		MaxInFlight:             engine.DefaultMaxInFlight,
+		BaseDelay:               testBaseDelay,
+		MaxDelay:                testMaxDelay,
 		DeleteGracePeriod:       testDeleteGrace,
 		MaxConcurrentReconciles: 8,
-	}).SetupWithManager(mgr); err != nil {
-		return nil, err
-	}
-	if err := (&CustomerSourceReconciler{
-		Client:   mgr.GetClient(),
-		Recorder: mgr.GetEventRecorder("customersource-controller"),
-		Secrets:  secrets,
-	}).SetupWithManager(mgr); err != nil {
-		return nil, err
-	}
-	return secrets, (&CustomerSinkReconciler{
-		Client:        mgr.GetClient(),
-		Secrets:       secrets,
-		Deliveries:    eng,
-		CountInterval: 200 * time.Millisecond,
-		AddressPolicy: c.Policy,
-	}).SetupWithManager(mgr)
+		CountInterval:           200 * time.Millisecond,
+	})
 }
 
 var _ = AfterSuite(func() {

@@ -38,6 +38,9 @@ import (
 	// client config) and the --zap-* logging flags.
 	_ "sigs.k8s.io/controller-runtime/pkg/client/config"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	"github.com/customer-operator/customer-operator/controllers"
+	"github.com/customer-operator/customer-operator/webhookserver"
 )
 
 const (
@@ -274,12 +277,14 @@ func firstCells(lines []string) map[string]bool {
 }
 
 var (
-	flagVar  = regexp.MustCompile(`flag\.(?:[A-Z][A-Za-z0-9]*Var)\(\s*[^,]+,\s*"([^"]+)"`)
-	flagFunc = regexp.MustCompile(`flag\.(?:Func|BoolFunc|String|Bool|Int|Int64|Uint|Uint64|Float64|Duration)\(\s*"([^"]+)"`)
+	flagVar  = regexp.MustCompile(`(?:flag|fs)\.(?:[A-Z][A-Za-z0-9]*Var)\(\s*[^,]+,\s*"([^"]+)"`)
+	flagFunc = regexp.MustCompile(`(?:flag|fs)\.(?:Func|BoolFunc|String|Bool|Int|Int64|Uint|Uint64|Float64|Duration)\(\s*"([^"]+)"`)
 )
 
-// managerFlags lists the flags the manager defines in main.go, and those the
-// libraries it imports bind (controller-runtime's --kubeconfig and zap's).
+// managerFlags lists the flags the manager defines: its own in main.go, those
+// the webhook server and the controllers bind (their Options.BindFlags, the
+// ones main.go calls), and those the libraries it imports bind
+// (controller-runtime's --kubeconfig and zap's).
 func managerFlags(t *testing.T) []string {
 	t.Helper()
 	src := read(t, filepath.Join(root, "main.go"))
@@ -292,6 +297,15 @@ func managerFlags(t *testing.T) []string {
 	if len(names) == 0 {
 		t.Fatal("found no flag definitions in main.go")
 	}
+	for _, binder := range []string{"webhookOpts.BindFlags(flag.CommandLine)", "controllerOpts.BindFlags(flag.CommandLine)"} {
+		if !strings.Contains(src, binder) {
+			t.Fatalf("main.go no longer calls %s; bind the flags here as it does", binder)
+		}
+	}
+	cfs := flag.NewFlagSet("components", flag.ContinueOnError)
+	(&webhookserver.Options{}).BindFlags(cfs)
+	(&controllers.Options{}).BindFlags(cfs)
+	cfs.VisitAll(func(f *flag.Flag) { names = append(names, f.Name) })
 	flag.CommandLine.VisitAll(func(f *flag.Flag) {
 		if !strings.HasPrefix(f.Name, "test.") {
 			names = append(names, f.Name)

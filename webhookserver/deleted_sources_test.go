@@ -17,7 +17,6 @@ limitations under the License.
 package webhookserver
 
 import (
-	"context"
 	"crypto/rand"
 	"fmt"
 	"net/http"
@@ -32,12 +31,12 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
-	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	crmv1alpha1 "github.com/customer-operator/customer-operator/api/v1alpha1"
 	"github.com/customer-operator/customer-operator/internal/cachetransform"
 	"github.com/customer-operator/customer-operator/internal/secretcache"
+	"github.com/customer-operator/customer-operator/test/envtestutil"
 	"github.com/customer-operator/customer-operator/webhookserver/providers"
 	"github.com/customer-operator/customer-operator/webhookserver/providers/registry"
 )
@@ -54,22 +53,7 @@ func heapAllocated() float64 {
 // serves them) with a label value naming an object of namespace ns.
 func seriesInNamespace(ns string) int {
 	GinkgoHelper()
-	families, err := ctrlmetrics.Registry.Gather()
-	Expect(err).NotTo(HaveOccurred())
-	n := 0
-	for _, f := range families {
-		if !strings.HasPrefix(f.GetName(), "customer_operator_") {
-			continue
-		}
-		for _, m := range f.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if strings.HasPrefix(l.GetValue(), ns+"/") {
-					n++
-					break
-				}
-			}
-		}
-	}
+	n, _ := envtestutil.SeriesNaming(ns)
 	return n
 }
 
@@ -94,17 +78,7 @@ func startWebhookOnly(ttl, sweep time.Duration) string {
 	addr, err := s.Listen()
 	Expect(err).NotTo(HaveOccurred())
 	Expect(mgr.Add(s)).To(Succeed())
-	mctx, stop := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() {
-		defer GinkgoRecover()
-		defer close(done)
-		Expect(mgr.Start(mctx)).To(Succeed())
-	}()
-	DeferCleanup(func() {
-		stop()
-		Eventually(done).WithTimeout(20 * time.Second).Should(BeClosed())
-	})
+	envtestutil.RunManager(ctx, mgr)
 	return "http://" + addr.String()
 }
 

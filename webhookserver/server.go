@@ -431,116 +431,177 @@ func (s *Server) serveHook(w http.ResponseWriter, r *http.Request) {
 	requestDuration.WithLabelValues(req.provider, source).Observe(s.now().Sub(start).Seconds())
 }
 
+// handle takes a request through its steps, each of which may refuse it:
+// admit the cheap refusals, route it to a ready source, authenticate its
+// headers, read and parse its body, charge the source's rate limit, ingest its
+// events, and answer.
 func (s *Server) handle(r *http.Request, req *request, logger logr.Logger) (Counts, *rejection) {
-	var counts Counts
-	// The cheap refusals come first: an address that keeps failing across
-	// sources, and a body announced too large.
-	if d, blocked := s.guard.addressBlocked(req.addr, s.now()); blocked {
-		return counts, tooManyFailures(d)
+	if rej := s.admit(r, req); rej != nil {
+		return Counts{}, rej
 	}
-	if r.ContentLength > s.opts.MaxBodyBytes {
-		return counts, bodyTooLarge(s.opts.MaxBodyBytes)
-	}
-
 	ctx, cancel := context.WithTimeout(r.Context(), s.opts.APITimeout)
 	defer cancel()
 
-	if len(s.opts.Namespaces) > 0 && !slices.Contains(s.opts.Namespaces, req.key.Namespace) {
-		return counts, s.unknownSource(req)
-	}
-	src := &crmv1alpha1.CustomerSource{}
-	if err := s.client.Get(ctx, req.key, src); err != nil {
-		if apierrors.IsNotFound(err) {
-			return counts, s.unknownSource(req)
-		}
-		return counts, s.unavailable("reading CustomerSource", err)
-	}
-	req.src = src
-	if d, blocked := s.guard.sourceBlocked(req.addr, src.UID, s.now()); blocked {
-		return counts, tooManyFailures(d)
-	}
-	req.provider = string(src.Spec.Provider)
-	provider := registry.Lookup(src.Spec.Provider)
-	if provider == nil {
-		return counts, s.notReady("unknown provider " + string(src.Spec.Provider))
-	}
-	if src.Spec.Suspend {
-		return counts, &rejection{status: http.StatusServiceUnavailable, reason: reasonSourceSuspended, message: "the source is suspended", retryAfter: s.opts.RetryAfter}
-	}
-	secret, err := s.secrets.Get(ctx, types.NamespacedName{Namespace: src.Namespace, Name: src.Spec.SecretRef.Name})
-	if err != nil {
-		if apierrors.IsNotFound(err) {
-			return counts, s.notReady(fmt.Sprintf("its Secret %q is missing", src.Spec.SecretRef.Name))
-		}
-		return counts, s.unavailable("reading the source's Secret", err)
-	}
-	if err := provider.ValidateSecret(secret); err != nil {
-		return counts, s.notReady(fmt.Sprintf("its Secret %q: %v", src.Spec.SecretRef.Name, err))
-	}
-
-	// Credentials in headers are checked before the body is read; the source's
-	// rate limit counts authenticated requests only.
-	authenticated := false
-	if ha, ok := provider.(providers.HeaderAuthenticator); ok {
-		complete, perr := ha.AuthenticateHeader(r.Header, secret)
-		if perr != nil {
-			return counts, s.authFailed(req, perr)
-		}
-		authenticated = complete
-	}
-	if authenticated {
-		if rej := s.allow(src, 1, 0); rej != nil {
-			return counts, rej
-		}
-	}
-
-	body, done, rej := s.readBody(r, req, authenticated)
+	rt, rej := s.route(ctx, req)
 	if rej != nil {
-		return counts, rej
+		return Counts{}, rej
+	}
+	if rej := s.authenticate(r, req, rt); rej != nil {
+		return Counts{}, rej
+	}
+	body, done, rej := s.readBody(r, req, rt.authenticated)
+	if rej != nil {
+		return Counts{}, rej
 	}
 	req.bodyRead = true
 	// The body's reservation is held until the events are written, as the
 	// decoded events' strings: see decodedEventBytes.
 	defer done()
-	tolerance := DefaultTimestampTolerance
-	if src.Spec.TimestampTolerance != nil {
-		tolerance = src.Spec.TimestampTolerance.Duration
-	}
 	receivedAt := s.now()
-	res, err := provider.Parse(&providers.Request{Header: r.Header, Body: body, Secret: secret, Now: receivedAt, Tolerance: tolerance,
-		MaxEvents: s.opts.MaxEventsPerRequest})
-	if err != nil {
-		var perr *providers.Error
-		if !errors.As(err, &perr) {
-			perr = &providers.Error{Status: http.StatusBadRequest, Reason: providers.ReasonMalformed, Message: err.Error()}
-		}
-		if providers.AuthFailure(perr.Reason) {
-			return counts, s.authFailed(req, perr)
-		}
-		if !authenticated {
-			if rej := s.allow(src, 1, 0); rej != nil {
-				return counts, rej
-			}
-		}
-		eventsTotal.WithLabelValues(req.provider, req.key.String(), OutcomeRejected).Inc()
-		return counts, &rejection{status: perr.Status, reason: perr.Reason, field: perr.Field, message: perr.Message}
+	res, rej := s.parse(r, req, rt, body, receivedAt)
+	if rej != nil {
+		return Counts{}, rej
 	}
 	if decoded := int64(len(res.Events)) * decodedEventBytes; decoded > 0 {
 		if !s.budget.reserve(decoded) {
-			return counts, serverBusy(s.opts.RetryAfter)
+			return Counts{}, serverBusy(s.opts.RetryAfter)
 		}
 		defer s.budget.release(decoded)
 	}
-	// The rate limit counts events; a header-authenticated request paid for
-	// one before its body was read.
-	prepaid := 0
-	if authenticated {
-		prepaid = 1
+	if rej := s.allow(req.src, max(1, len(res.Events)+res.Ignored), rt.prepaid()); rej != nil {
+		return Counts{}, rej
 	}
-	if rej := s.allow(src, max(1, len(res.Events)+res.Ignored), prepaid); rej != nil {
+	counts, rej := s.ingest(ctx, req, res, receivedAt, logger)
+	if rej != nil {
 		return counts, rej
 	}
+	if counts.Applied > 0 {
+		s.touchSource(r.Context(), req.src, receivedAt)
+	}
+	return counts, s.answer(counts)
+}
 
+// admit makes the cheap refusals, before any API call: an address that keeps
+// failing across sources, and a body announced too large.
+func (s *Server) admit(r *http.Request, req *request) *rejection {
+	if d, blocked := s.guard.addressBlocked(req.addr, s.now()); blocked {
+		return tooManyFailures(d)
+	}
+	if r.ContentLength > s.opts.MaxBodyBytes {
+		return bodyTooLarge(s.opts.MaxBodyBytes)
+	}
+	return nil
+}
+
+// route is what a request needs of the source its path names.
+type route struct {
+	provider providers.Provider
+	secret   map[string][]byte
+	// authenticated is set when the headers alone authenticated the request.
+	authenticated bool
+}
+
+// prepaid is how many events the request paid the rate limit for before its
+// body was read.
+func (rt *route) prepaid() int {
+	if rt.authenticated {
+		return 1
+	}
+	return 0
+}
+
+// route finds the source the request's path names, and refuses the request
+// unless the source can take it: served here, not blocked for the client's
+// address, a known provider, not suspended, and a usable Secret.
+func (s *Server) route(ctx context.Context, req *request) (*route, *rejection) {
+	if len(s.opts.Namespaces) > 0 && !slices.Contains(s.opts.Namespaces, req.key.Namespace) {
+		return nil, s.unknownSource(req)
+	}
+	src := &crmv1alpha1.CustomerSource{}
+	if err := s.client.Get(ctx, req.key, src); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, s.unknownSource(req)
+		}
+		return nil, s.unavailable("reading CustomerSource", err)
+	}
+	req.src = src
+	if d, blocked := s.guard.sourceBlocked(req.addr, src.UID, s.now()); blocked {
+		return nil, tooManyFailures(d)
+	}
+	req.provider = string(src.Spec.Provider)
+	provider := registry.Lookup(src.Spec.Provider)
+	if provider == nil {
+		return nil, s.notReady("unknown provider " + string(src.Spec.Provider))
+	}
+	if src.Spec.Suspend {
+		return nil, &rejection{status: http.StatusServiceUnavailable, reason: reasonSourceSuspended, message: "the source is suspended", retryAfter: s.opts.RetryAfter}
+	}
+	secret, err := s.secrets.Get(ctx, types.NamespacedName{Namespace: src.Namespace, Name: src.Spec.SecretRef.Name})
+	if err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, s.notReady(fmt.Sprintf("its Secret %q is missing", src.Spec.SecretRef.Name))
+		}
+		return nil, s.unavailable("reading the source's Secret", err)
+	}
+	if err := provider.ValidateSecret(secret); err != nil {
+		return nil, s.notReady(fmt.Sprintf("its Secret %q: %v", src.Spec.SecretRef.Name, err))
+	}
+	return &route{provider: provider, secret: secret}, nil
+}
+
+// authenticate checks credentials in headers before the body is read. The
+// source's rate limit counts authenticated requests only: a request the headers
+// authenticate pays for one event here, before its body costs anything.
+func (s *Server) authenticate(r *http.Request, req *request, rt *route) *rejection {
+	ha, ok := rt.provider.(providers.HeaderAuthenticator)
+	if !ok {
+		return nil
+	}
+	complete, perr := ha.AuthenticateHeader(r.Header, rt.secret)
+	if perr != nil {
+		return s.authFailed(req, perr)
+	}
+	if !complete {
+		return nil
+	}
+	rt.authenticated = true
+	return s.allow(req.src, 1, 0)
+}
+
+// parse authenticates the body and decodes its events. A request refused here
+// after authentication counts against the rate limit as one event; a failed
+// authentication counts against the client's address instead. It returns the
+// events, or nil and the refusal.
+func (s *Server) parse(r *http.Request, req *request, rt *route, body []byte, receivedAt time.Time) (*providers.Result, *rejection) {
+	tolerance := DefaultTimestampTolerance
+	if req.src.Spec.TimestampTolerance != nil {
+		tolerance = req.src.Spec.TimestampTolerance.Duration
+	}
+	res, err := rt.provider.Parse(&providers.Request{Header: r.Header, Body: body, Secret: rt.secret, Now: receivedAt, Tolerance: tolerance,
+		MaxEvents: s.opts.MaxEventsPerRequest})
+	if err == nil {
+		return res, nil
+	}
+	var perr *providers.Error
+	if !errors.As(err, &perr) {
+		perr = &providers.Error{Status: http.StatusBadRequest, Reason: providers.ReasonMalformed, Message: err.Error()}
+	}
+	if providers.AuthFailure(perr.Reason) {
+		return nil, s.authFailed(req, perr)
+	}
+	if rej := s.allow(req.src, 1, rt.prepaid()); rej != nil {
+		return nil, rej
+	}
+	eventsTotal.WithLabelValues(req.provider, req.key.String(), OutcomeRejected).Inc()
+	return nil, &rejection{status: perr.Status, reason: perr.Reason, field: perr.Field, message: perr.Message}
+}
+
+// ingest applies the events in order. An event that cannot be applied is
+// reported and the others go on; a Customer being deleted, or a failed write,
+// refuses the request so the provider retries it.
+func (s *Server) ingest(ctx context.Context, req *request, res *providers.Result, receivedAt time.Time, logger logr.Logger) (Counts, *rejection) {
+	var counts Counts
+	src := req.src
 	counts.Ignored = res.Ignored
 	if res.Ignored > 0 {
 		eventsTotal.WithLabelValues(req.provider, req.key.String(), OutcomeIgnored).Add(float64(res.Ignored))
@@ -579,16 +640,18 @@ func (s *Server) handle(r *http.Request, req *request, logger logr.Logger) (Coun
 		}
 		logger.V(1).Info("event", "provider", req.provider, "event", ev.ID, "type", ev.Type, "outcome", outcome)
 	}
-	if counts.Applied > 0 {
-		s.touchSource(r.Context(), src, receivedAt)
-	}
-	if counts.Rejected > 0 && counts.Applied+counts.Duplicate+counts.Stale+counts.Ignored == 0 {
-		// Nothing in the request can be applied: refuse it, naming the field.
-		first := counts.RejectedEvents[0]
-		return counts, &rejection{status: http.StatusUnprocessableEntity, reason: first.Reason, field: first.Field,
-			message: fmt.Sprintf("event %q: %s", first.ID, first.Message), events: counts.RejectedEvents}
-	}
 	return counts, nil
+}
+
+// answer refuses a request of which nothing can be applied, naming the field
+// of its first rejected event; any other request is answered with its counts.
+func (s *Server) answer(counts Counts) *rejection {
+	if counts.Rejected == 0 || counts.Applied+counts.Duplicate+counts.Stale+counts.Ignored > 0 {
+		return nil
+	}
+	first := counts.RejectedEvents[0]
+	return &rejection{status: http.StatusUnprocessableEntity, reason: first.Reason, field: first.Field,
+		message: fmt.Sprintf("event %q: %s", first.ID, first.Message), events: counts.RejectedEvents}
 }
 
 // readBody reads the body within the server's budget. Before authentication it

@@ -198,8 +198,10 @@ func send(ns, name string, provider crmv1alpha1.Provider, secret map[string][]by
 	return post(ns, name, body, header)
 }
 
+// fixture reads a sample event of config/samples/events, the one copy the
+// tests, the samples and hack/sendevent share.
 func fixture(path string) []byte {
-	b, err := os.ReadFile(filepath.Join("testdata", path))
+	b, err := os.ReadFile(filepath.Join("..", "config", "samples", "events", path))
 	Expect(err).NotTo(HaveOccurred())
 	return b
 }

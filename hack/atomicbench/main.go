@@ -47,8 +47,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
 
-	"github.com/customer-operator/customer-operator/internal/benchutil"
-	"github.com/customer-operator/customer-operator/internal/localcluster"
+	"github.com/customer-operator/customer-operator/test/benchutil"
+	"github.com/customer-operator/customer-operator/test/localcluster"
 )
 
 const (
@@ -174,7 +174,7 @@ func run(binDir string, rounds, perRound int) error {
 	fmt.Println("| request | atomic | granular | atomic / granular |")
 	fmt.Println("|---|---|---|---|")
 	for _, kind := range []string{"create", "status write"} {
-		a, g := median(perRequest[kind+" atomic"]), median(perRequest[kind+" granular"])
+		a, g := benchutil.Median(perRequest[kind+" atomic"]), benchutil.Median(perRequest[kind+" granular"])
 		fmt.Printf("| %s | %.2f ms | %.2f ms | %.2f |\n", kind, a, g, a/g)
 	}
 	fmt.Println()
@@ -211,16 +211,4 @@ func customer(group, name string) *unstructured.Unstructured {
 			"addresses":         []any{map[string]any{"type": "billing", "line1": "1 Test Street", "city": "London", "postalCode": "N1 9GU", "country": "GB"}},
 			"providerUpdatedAt": now.Format(time.RFC3339), "attributes": map[string]any{"description": "load test"}},
 	}}
-}
-
-func median(xs []float64) float64 {
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	if len(s) == 0 {
-		return 0
-	}
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }

@@ -30,7 +30,7 @@ import (
 
 	"k8s.io/client-go/rest"
 
-	"github.com/customer-operator/customer-operator/internal/localcluster"
+	"github.com/customer-operator/customer-operator/test/localcluster"
 )
 
 // load is where a phase's work went: each process's CPU and the API server's

@@ -56,8 +56,9 @@ import (
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	crmv1alpha1 "github.com/customer-operator/customer-operator/api/v1alpha1"
-	"github.com/customer-operator/customer-operator/internal/benchutil"
-	"github.com/customer-operator/customer-operator/internal/localcluster"
+	"github.com/customer-operator/customer-operator/controllers"
+	"github.com/customer-operator/customer-operator/test/benchutil"
+	"github.com/customer-operator/customer-operator/test/localcluster"
 	"github.com/customer-operator/customer-operator/webhookserver"
 	"github.com/customer-operator/customer-operator/webhookserver/providers"
 	"github.com/customer-operator/customer-operator/webhookserver/providers/gettrx"
@@ -454,27 +455,11 @@ func (b *bench) propagation(res *Result, n int) {
 }
 
 // noSinksStatus is the status the Customer controller writes for a valid
-// Customer that no sink selects: Ready (Valid) and Synced (NoSinks) at its
-// generation, and its last event from the ingest annotations.
+// Customer that no sink selects, built with the controller's own functions.
 func noSinksStatus(c *crmv1alpha1.Customer) crmv1alpha1.CustomerStatus {
-	gen := c.Generation
-	st := crmv1alpha1.CustomerStatus{ObservedGeneration: gen}
-	if id := c.Annotations[crmv1alpha1.AnnotationLastEventID]; id != "" {
-		le := &crmv1alpha1.LastEvent{ID: id, Type: c.Annotations[crmv1alpha1.AnnotationLastEventType]}
-		if t, err := time.Parse(time.RFC3339Nano, c.Annotations[crmv1alpha1.AnnotationLastEventTime]); err == nil {
-			mt := metav1.NewTime(t).Rfc3339Copy()
-			le.Time = &mt
-		}
-		if t, err := time.Parse(time.RFC3339Nano, c.Annotations[crmv1alpha1.AnnotationLastEventReceived]); err == nil {
-			mt := metav1.NewTime(t).Rfc3339Copy()
-			le.ReceivedAt = &mt
-		}
-		st.LastEvent = le
-	}
-	meta.SetStatusCondition(&st.Conditions, metav1.Condition{Type: crmv1alpha1.ConditionReady, Status: metav1.ConditionTrue,
-		Reason: crmv1alpha1.ReasonValid, Message: "customer record is valid", ObservedGeneration: gen})
-	meta.SetStatusCondition(&st.Conditions, metav1.Condition{Type: crmv1alpha1.ConditionSynced, Status: metav1.ConditionTrue,
-		Reason: crmv1alpha1.ReasonNoSinks, Message: "no CustomerSink selects this Customer", ObservedGeneration: gen})
+	st := crmv1alpha1.CustomerStatus{ObservedGeneration: c.Generation, LastEvent: crmv1alpha1.LastEventFromAnnotations(c.Annotations)}
+	controllers.SetCustomerValid(&st, c.Generation)
+	controllers.SetCustomerSynced(&st, c.Generation, 0)
 	return st
 }
 
@@ -491,8 +476,7 @@ func syncedStatus(c *crmv1alpha1.Customer, sink string) crmv1alpha1.CustomerStat
 	st := *c.Status.DeepCopy()
 	st.ObservedGeneration = c.Generation
 	st.Sinks = []crmv1alpha1.SinkSyncStatus{{Name: sink, SyncedGeneration: c.Generation, SinkGeneration: 1, LastSyncTime: &now}}
-	meta.SetStatusCondition(&st.Conditions, metav1.Condition{Type: crmv1alpha1.ConditionSynced, Status: metav1.ConditionTrue,
-		Reason: crmv1alpha1.ReasonSynced, Message: fmt.Sprintf("generation %d delivered to 1 sink(s)", c.Generation), ObservedGeneration: c.Generation})
+	controllers.SetCustomerSynced(&st, c.Generation, len(st.Sinks))
 	return st
 }
 
@@ -819,20 +803,13 @@ func (b *bench) memory(n, rounds int, compare []string) (rss, objBytes int64) {
 			compared, comparedPeak = append(compared, r), append(comparedPeak, p)
 		}
 	}
-	rss = median(shipped)
+	rss = benchutil.Median(shipped)
 	if len(compare) > 0 {
 		b.logf("memory at %d Customers, medians of %d alternating managers: steady RSS %d MiB (%.2f×) against %d MiB (%.2f×) with %v, ratio %.2f; peak %d MiB against %d MiB, ratio %.2f",
-			n, len(shipped), rss>>20, float64(rss)/float64(objBytes), median(compared)>>20, float64(median(compared))/float64(objBytes), compare,
-			float64(rss)/float64(median(compared)), median(shippedPeak)>>20, median(comparedPeak)>>20, float64(median(shippedPeak))/float64(median(comparedPeak)))
+			n, len(shipped), rss>>20, float64(rss)/float64(objBytes), benchutil.Median(compared)>>20, float64(benchutil.Median(compared))/float64(objBytes), compare,
+			float64(rss)/float64(benchutil.Median(compared)), benchutil.Median(shippedPeak)>>20, benchutil.Median(comparedPeak)>>20, float64(benchutil.Median(shippedPeak))/float64(benchutil.Median(comparedPeak)))
 	}
 	return rss, objBytes
-}
-
-// median of a few byte counts (the lower middle one of an even count).
-func median(v []int64) int64 {
-	s := slices.Clone(v)
-	slices.Sort(s)
-	return s[(len(s)-1)/2]
 }
 
 // idleSettle is how long the memory phase lets the quiet manager idle before it

@@ -46,7 +46,7 @@ import (
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	crmv1alpha1 "github.com/customer-operator/customer-operator/api/v1alpha1"
-	"github.com/customer-operator/customer-operator/internal/localcluster"
+	"github.com/customer-operator/customer-operator/test/localcluster"
 	"github.com/customer-operator/customer-operator/webhookserver"
 )
 

@@ -51,7 +51,7 @@ import (
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 
 	crmv1alpha1 "github.com/customer-operator/customer-operator/api/v1alpha1"
-	"github.com/customer-operator/customer-operator/internal/localcluster"
+	"github.com/customer-operator/customer-operator/test/localcluster"
 )
 
 // The names config/default installs (namePrefix customer-operator-).

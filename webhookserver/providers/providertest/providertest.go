@@ -137,14 +137,40 @@ type SecretCase struct {
 	WantErr string
 }
 
-// Testdata reads testdata/name from the calling package's directory.
+// Testdata reads the calling provider package's sample event name from
+// config/samples/events/<package>/: the one copy that the tests, the samples and
+// hack/sendevent share.
 func Testdata(tb testing.TB, name string) []byte {
 	tb.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", name))
+	dir, err := os.Getwd()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(SampleEvents(tb), filepath.Base(dir), name))
 	if err != nil {
 		tb.Fatal(err)
 	}
 	return b
+}
+
+// SampleEvents is the directory of the sample events, config/samples/events,
+// found from the calling package's directory up to the module's root.
+func SampleEvents(tb testing.TB) string {
+	tb.Helper()
+	dir, err := os.Getwd()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return filepath.Join(dir, "config", "samples", "events")
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			tb.Fatal("no go.mod above the test's directory")
+		}
+		dir = parent
+	}
 }
 
 // SecretData builds a Secret's data from key, value pairs.

@@ -51,11 +51,15 @@ func Parallel(n, workers int, job func(i int) error) (time.Duration, error) {
 	return time.Since(start), firstErr
 }
 
-// Median is the middle of xs (the mean of the two middle values when even): the
-// figure the benchmarks quote, robust to a noisy round on a shared machine.
-func Median(xs []float64) float64 {
+// Median is the middle of xs (the mean of the two middle values when even; 0
+// when there are none): the figure the benchmarks quote, robust to a noisy
+// round on a shared machine.
+func Median[T int64 | float64](xs []T) T {
 	s := slices.Clone(xs)
 	slices.Sort(s)
+	if len(s) == 0 {
+		return 0
+	}
 	if len(s)%2 == 1 {
 		return s[len(s)/2]
 	}
