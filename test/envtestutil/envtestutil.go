@@ -24,8 +24,8 @@ import (
 	"strings"
 	"time"
 
-	. "github.com/onsi/ginkgo/v2"
-	. "github.com/onsi/gomega"
+	"github.com/onsi/ginkgo/v2"
+	"github.com/onsi/gomega"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 )
@@ -33,17 +33,17 @@ import (
 // RunManager starts mgr for the rest of the spec: its cleanup stops mgr and
 // waits for it to return.
 func RunManager(ctx context.Context, mgr manager.Manager) {
-	GinkgoHelper()
+	ginkgo.GinkgoHelper()
 	mctx, stop := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() {
-		defer GinkgoRecover()
+		defer ginkgo.GinkgoRecover()
 		defer close(done)
-		Expect(mgr.Start(mctx)).To(Succeed())
+		gomega.Expect(mgr.Start(mctx)).To(gomega.Succeed())
 	}()
-	DeferCleanup(func() {
+	ginkgo.DeferCleanup(func() {
 		stop()
-		Eventually(done).WithTimeout(20 * time.Second).Should(BeClosed())
+		gomega.Eventually(done).WithTimeout(20 * time.Second).Should(gomega.BeClosed())
 	})
 }
 
@@ -51,9 +51,9 @@ func RunManager(ctx context.Context, mgr manager.Manager) {
 // controller-runtime's registry (what /metrics serves) with a label value
 // naming an object of one of namespaces, and gives up to five as examples.
 func SeriesNaming(namespaces ...string) (int, []string) {
-	GinkgoHelper()
+	ginkgo.GinkgoHelper()
 	families, err := ctrlmetrics.Registry.Gather()
-	Expect(err).NotTo(HaveOccurred())
+	gomega.Expect(err).NotTo(gomega.HaveOccurred())
 	n := 0
 	var examples []string
 	for _, f := range families {
