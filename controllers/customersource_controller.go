@@ -76,7 +76,13 @@ func (r *CustomerSourceReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 		return ctrl.Result{}, err
 	}
 	before := meta.FindStatusCondition(src.Status.Conditions, "Ready")
-	setReady(&status.Conditions, src.Generation, ready, reason, msg)
+	if src.Spec.Suspend {
+		// The check still runs, so the message says what resuming would meet.
+		reason, msg = crmv1alpha1.ReasonSuspended, suspendedMessage(sourceSuspendedMessage, reason, msg)
+		setSuspended(&status.Conditions, src.Generation, msg)
+	} else {
+		setReady(&status.Conditions, src.Generation, ready, reason, msg)
+	}
 
 	if equality.Semantic.DeepEqual(&src.Status, status) {
 		// Set here too, so the gauge is right after a restart, when nothing changes.
@@ -90,7 +96,8 @@ func (r *CustomerSourceReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 	if err := r.Status().Patch(ctx, src, patch); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	// Like the Event, the gauge follows the persisted condition.
+	// Like the Event, the gauge follows the persisted state: 0 while suspended,
+	// as no webhook is accepted.
 	setSourceReady(req.NamespacedName, ready)
 	r.recordTransition(src, before, ready, reason, msg)
 	return ctrl.Result{}, nil
@@ -112,6 +119,8 @@ func (r *CustomerSourceReconciler) recordTransition(src *crmv1alpha1.CustomerSou
 		r.Recorder.Eventf(src, nil, corev1.EventTypeWarning, reason, "Validate", "not ready: %s", msg)
 	}
 }
+
+const sourceSuspendedMessage = "the source is suspended: webhooks are answered 503"
 
 // setSourceReady sets customer_operator_source_ready for the source.
 func setSourceReady(source types.NamespacedName, ready bool) {
@@ -138,7 +147,7 @@ func (r *CustomerSourceReconciler) check(ctx context.Context, src *crmv1alpha1.C
 		return false, crmv1alpha1.ReasonSecretInvalid, fmt.Sprintf("Secret %q: %v", src.Spec.SecretRef.Name, err), nil
 	}
 	if src.Spec.Suspend {
-		return false, crmv1alpha1.ReasonSuspended, "the source is suspended: webhooks are answered 503", nil
+		return false, crmv1alpha1.ReasonSuspended, sourceSuspendedMessage, nil
 	}
 	return true, crmv1alpha1.ReasonValid, fmt.Sprintf("accepting %s webhooks at /hooks/%s/%s", src.Spec.Provider, src.Namespace, src.Name), nil
 }
