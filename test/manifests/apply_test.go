@@ -190,8 +190,10 @@ func TestChartEverything(t *testing.T) {
 			t.Errorf("controller-manager args %q lack %s", args["controller-manager"], want)
 		}
 	}
-	if !slices.Contains(args["webhook-server"], "--watch-namespaces=team-a,team-b") {
-		t.Errorf("webhook-server args %q lack --watch-namespaces=team-a,team-b", args["webhook-server"])
+	for _, want := range []string{"--watch-namespaces=team-a,team-b", "--webhook-trusted-proxies=10.244.0.0/16,fd00:10:244::/56"} {
+		if !slices.Contains(args["webhook-server"], want) {
+			t.Errorf("webhook-server args %q lack %s", args["webhook-server"], want)
+		}
 	}
 	if d := find(objs, "Deployment", "-webhook-server"); len(d) != 1 {
 		t.Errorf("%d webhook-server Deployments, want 1", len(d))
