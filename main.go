@@ -81,9 +81,12 @@ func main() {
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address of the /healthz and /readyz probes.")
 	flag.BoolVar(&leaderElect, "leader-elect", false, "Elect a leader among the replicas running controllers (the webhook server runs on every replica).")
 	flag.StringVar(&leaderElectionNamespace, "leader-election-namespace", "", "Namespace of the leader election Lease; required outside a cluster (in a Pod it defaults to the Pod's namespace).")
-	flag.DurationVar(&leaseDuration, "leader-election-lease-duration", 15*time.Second, "How long a standby waits after the leader's last renewal before it takes over.")
-	flag.DurationVar(&renewDeadline, "leader-election-renew-deadline", 10*time.Second, "How long the leader retries renewing its Lease before it gives up leading and exits; an API server outage longer than this restarts the leader.")
-	flag.DurationVar(&retryPeriod, "leader-election-retry-period", 2*time.Second, "How often leader election renews or tries to acquire the Lease.")
+	// Flux's defaults: the leader rides out an API server outage of up to the renew
+	// deadline, a standby takes over a dead leader's Lease within the lease duration
+	// and a retry period or two, and a clean shutdown releases the Lease at once.
+	flag.DurationVar(&leaseDuration, "leader-election-lease-duration", 35*time.Second, "How long a standby waits after the leader's last renewal before it takes over: the failover time when a leader dies.")
+	flag.DurationVar(&renewDeadline, "leader-election-renew-deadline", 30*time.Second, "How long the leader retries renewing its Lease before it gives up leading and exits; an API server outage longer than this restarts the leader.")
+	flag.DurationVar(&retryPeriod, "leader-election-retry-period", 5*time.Second, "How often leader election renews or tries to acquire the Lease.")
 	flag.StringVar(&pprofAddr, "pprof-bind-address", "", "Address of the net/http/pprof endpoints (/debug/pprof/); empty disables them. Bind it to loopback.")
 	flag.StringVar(&mode, "mode", "all", "Which parts run: all, controllers or webhook.")
 	flag.StringVar(&webhookOpts.BindAddress, "webhook-bind-address", webhookserver.DefaultOptions.BindAddress, "Address the webhook server listens on.")
