@@ -149,6 +149,8 @@ var _ = Describe("CustomerSource controller", func() {
 		Eventually(func(g Gomega) {
 			g.Expect(kstatusOf(g, "CustomerSource", ns, "pausable")).To(Equal(kstatus.CurrentStatus))
 			g.Expect(argoHealthOf(g, "CustomerSource", ns, "pausable").Status).To(Equal("Suspended"))
+			// It accepts no webhook, so an alert on the gauge still sees it.
+			g.Expect(registryGauges("customer_operator_source_ready", "source", ns+"/pausable")).To(Equal([]float64{0}))
 		}).Should(Succeed())
 		setSuspend(false)
 		expectReady("pausable", metav1.ConditionTrue, crmv1alpha1.ReasonValid)
