@@ -154,13 +154,16 @@ chart: manifests ## Copy the CRDs, alerts and dashboard from config/ into the He
 # Rendered for test/manifests, which applies them to a real API server next to
 # dist/install.yaml (hence releases and namespaces of their own).
 CHART_RENDERED ?= bin/chart
+# The Kubernetes version the chart is rendered for (helm template assumes 1.20, below
+# the chart's kubeVersion).
+CHART_KUBE_VERSION ?= 1.33.0
 .PHONY: chart-test
 chart-test: chart helm ## helm lint and helm template the chart, with default values and with every option on.
 	$(HELM) lint --strict dist/chart
 	$(HELM) lint --strict dist/chart -f hack/chart-values-all.yaml
 	@mkdir -p $(CHART_RENDERED)
-	$(HELM) template chart-default dist/chart --namespace chart-default > $(CHART_RENDERED)/default.yaml
-	$(HELM) template chart-all dist/chart --namespace chart-all -f hack/chart-values-all.yaml > $(CHART_RENDERED)/all.yaml
+	$(HELM) template chart-default dist/chart --namespace chart-default --kube-version $(CHART_KUBE_VERSION) > $(CHART_RENDERED)/default.yaml
+	$(HELM) template chart-all dist/chart --namespace chart-all --kube-version $(CHART_KUBE_VERSION) -f hack/chart-values-all.yaml > $(CHART_RENDERED)/all.yaml
 
 ##@ Deployment
 

@@ -154,9 +154,12 @@ func (o *managerOptions) BindFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "Address of the /healthz and /readyz probes.")
 	fs.BoolVar(&o.leaderElect, "leader-elect", false, "Elect a leader among the replicas running controllers (the webhook server runs on every replica).")
 	fs.StringVar(&o.leaderElectionNamespace, "leader-election-namespace", "", "Namespace of the leader election Lease; required outside a cluster (in a Pod it defaults to the Pod's namespace).")
-	fs.DurationVar(&o.leaseDuration, "leader-election-lease-duration", 15*time.Second, "How long a standby waits after the leader's last renewal before it takes over.")
-	fs.DurationVar(&o.renewDeadline, "leader-election-renew-deadline", 10*time.Second, "How long the leader retries renewing its Lease before it gives up leading and exits; an API server outage longer than this restarts the leader.")
-	fs.DurationVar(&o.retryPeriod, "leader-election-retry-period", 2*time.Second, "How often leader election renews or tries to acquire the Lease.")
+	// Flux's defaults: the leader rides out an API server outage of up to the renew
+	// deadline, a standby takes over a dead leader's Lease within the lease duration
+	// and a retry period or two, and a clean shutdown releases the Lease at once.
+	fs.DurationVar(&o.leaseDuration, "leader-election-lease-duration", 35*time.Second, "How long a standby waits after the leader's last renewal before it takes over: the failover time when a leader dies.")
+	fs.DurationVar(&o.renewDeadline, "leader-election-renew-deadline", 30*time.Second, "How long the leader retries renewing its Lease before it gives up leading and exits; an API server outage longer than this restarts the leader.")
+	fs.DurationVar(&o.retryPeriod, "leader-election-retry-period", 5*time.Second, "How often leader election renews or tries to acquire the Lease.")
 	fs.StringVar(&o.pprofAddr, "pprof-bind-address", "", "Address of the net/http/pprof endpoints (/debug/pprof/); empty disables them. Bind it to loopback.")
 	fs.StringVar(&o.mode, "mode", "all", "Which parts run: all, controllers or webhook.")
 	fs.IntVar(&o.startupGCPercent, "startup-gc-percent", 25, "Go GC percent during the start-up (the Customer cache's initial list, then the reconcile of every Customer); GOGC is restored once the Customer queue has emptied. 0 keeps GOGC throughout; a GOGC in the environment is left alone.")

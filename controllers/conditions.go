@@ -17,6 +17,8 @@ limitations under the License.
 package controllers
 
 import (
+	"fmt"
+
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -61,4 +63,25 @@ func setPaused(conds *[]metav1.Condition, generation int64, reason, message stri
 	setCondition(conds, generation, crmv1alpha1.ConditionReady, metav1.ConditionFalse, reason, message)
 	setCondition(conds, generation, conditionReconciling, metav1.ConditionTrue, reason, message)
 	meta.RemoveStatusCondition(conds, conditionStalled)
+}
+
+// setSuspended sets Ready True with reason Suspended for an object its owner
+// suspended, and drops Stalled and Reconciling. What its owner asked for holds, so
+// kstatus reads it Current and a wait on it (helm --wait, a Flux Kustomization's
+// wait) neither fails nor hangs on a pause made on purpose; Ready False would read
+// InProgress and Stalled Failed. Argo CD's health check reads spec.suspend and shows
+// it Suspended. The reason tells it apart from an object that serves.
+func setSuspended(conds *[]metav1.Condition, generation int64, message string) {
+	setCondition(conds, generation, crmv1alpha1.ConditionReady, metav1.ConditionTrue, crmv1alpha1.ReasonSuspended, message)
+	meta.RemoveStatusCondition(conds, conditionStalled)
+	meta.RemoveStatusCondition(conds, conditionReconciling)
+}
+
+// suspendedMessage says what a suspended object does, and what else it would
+// report once resumed, so a problem is not hidden behind the pause.
+func suspendedMessage(what, reason, message string) string {
+	if reason == crmv1alpha1.ReasonSuspended {
+		return what
+	}
+	return fmt.Sprintf("%s; once resumed: %s (%s)", what, message, reason)
 }

@@ -77,7 +77,9 @@ func (r *CustomerSinkReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	state = checkSinkAddress(ctx, r.AddressPolicy, sink, state)
 	var result ctrl.Result
 	health := r.Deliveries.Health(req.NamespacedName, sink.Generation)
-	if p := health.Pause; state.ready && p != nil {
+	if sink.Spec.Suspend {
+		setSuspended(&status.Conditions, sink.Generation, suspendedMessage(sinkSuspendedMessage, state.reason, state.message))
+	} else if p := health.Pause; state.ready && p != nil {
 		setPaused(&status.Conditions, sink.Generation, p.Reason, fmt.Sprintf(
 			"deliveries paused until %s after %s; then one probe goes out, and full speed resumes on its success",
 			p.Until.UTC().Format(time.RFC3339), p.Cause))

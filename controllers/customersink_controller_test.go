@@ -262,7 +262,10 @@ var _ = Describe("CustomerSink delivery", func() {
 
 		By("suspending the sink")
 		updateSink(ns, "pending", func(s *crmv1alpha1.CustomerSink) { s.Spec.Suspend = true })
-		expectSinkReady(ns, "pending", metav1.ConditionFalse, crmv1alpha1.ReasonSuspended)
+		expectSinkReady(ns, "pending", metav1.ConditionTrue, crmv1alpha1.ReasonSuspended)
+		Eventually(func(g Gomega) {
+			g.Expect(kstatusOf(g, "CustomerSink", ns, "pending")).To(Equal(kstatus.CurrentStatus))
+		}).Should(Succeed())
 		updated := updateCustomer(ns, c.Name, func(c *crmv1alpha1.Customer) { c.Spec.DisplayName = "Waiting, still" })
 		Eventually(func(g Gomega) {
 			got := getCustomer(g, ns, c.Name)

@@ -75,7 +75,13 @@ func (r *CustomerSourceReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 		return ctrl.Result{}, err
 	}
 	before := meta.FindStatusCondition(src.Status.Conditions, crmv1alpha1.ConditionReady)
-	setReady(&status.Conditions, src.Generation, ready, reason, msg)
+	if src.Spec.Suspend {
+		// The check still runs, so the message says what resuming would meet.
+		reason, msg = crmv1alpha1.ReasonSuspended, suspendedMessage(sourceSuspendedMessage, reason, msg)
+		setSuspended(&status.Conditions, src.Generation, msg)
+	} else {
+		setReady(&status.Conditions, src.Generation, ready, reason, msg)
+	}
 
 	// The lock makes a reconcile from a stale cache fail (and retry) rather than
 	// write, and announce, a transition that already happened.
@@ -83,8 +89,9 @@ func (r *CustomerSourceReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	// Like the Event, the gauge follows the persisted condition; it is set when
-	// nothing changes too, so it is right after a restart.
+	// Like the Event, the gauge follows the persisted condition (0 while
+	// suspended, as no webhook is accepted); it is set when nothing changes too,
+	// so it is right after a restart.
 	setSourceReady(req.NamespacedName, ready)
 	if !written {
 		return ctrl.Result{}, nil
@@ -109,6 +116,8 @@ func (r *CustomerSourceReconciler) recordTransition(src *crmv1alpha1.CustomerSou
 		r.Recorder.Eventf(src, nil, corev1.EventTypeWarning, reason, "Validate", "not ready: %s", msg)
 	}
 }
+
+const sourceSuspendedMessage = "the source is suspended: webhooks are answered 503"
 
 // setSourceReady sets customer_operator_source_ready for the source.
 func setSourceReady(source types.NamespacedName, ready bool) {
@@ -135,7 +144,7 @@ func (r *CustomerSourceReconciler) check(ctx context.Context, src *crmv1alpha1.C
 		return false, crmv1alpha1.ReasonSecretInvalid, fmt.Sprintf("Secret %q: %v", src.Spec.SecretRef.Name, err), nil
 	}
 	if src.Spec.Suspend {
-		return false, crmv1alpha1.ReasonSuspended, "the source is suspended: webhooks are answered 503", nil
+		return false, crmv1alpha1.ReasonSuspended, sourceSuspendedMessage, nil
 	}
 	return true, crmv1alpha1.ReasonValid, fmt.Sprintf("accepting %s webhooks at /hooks/%s/%s", src.Spec.Provider, src.Namespace, src.Name), nil
 }

@@ -126,7 +126,7 @@ var _ = Describe("CustomerSource controller", func() {
 		expectReady("short-key", metav1.ConditionTrue, crmv1alpha1.ReasonValid)
 	})
 
-	It("is not Ready while suspended, and Ready again when resumed", func() {
+	It("is Current for kstatus and Suspended for Argo CD while suspended, and Ready again when resumed", func() {
 		createSecret(ns, "creds", map[string]string{"secret": phasioKey(32)})
 		newSource("pausable", crmv1alpha1.ProviderPhasio, "creds")
 		expectReady("pausable", metav1.ConditionTrue, crmv1alpha1.ReasonValid)
@@ -143,11 +143,46 @@ var _ = Describe("CustomerSource controller", func() {
 			})).To(Succeed())
 		}
 		setSuspend(true)
-		expectReady("pausable", metav1.ConditionFalse, crmv1alpha1.ReasonSuspended)
+		// What its owner asked for holds: a wait on it (helm --wait, a Flux
+		// Kustomization) must not fail because it is paused on purpose.
+		expectReady("pausable", metav1.ConditionTrue, crmv1alpha1.ReasonSuspended, "503")
 		Eventually(func(g Gomega) {
+			g.Expect(kstatusOf(g, "CustomerSource", ns, "pausable")).To(Equal(kstatus.CurrentStatus))
 			g.Expect(argoHealthOf(g, "CustomerSource", ns, "pausable").Status).To(Equal("Suspended"))
+			// It accepts no webhook, so an alert on the gauge still sees it.
+			g.Expect(registryGauges("customer_operator_source_ready", "source", ns+"/pausable")).To(Equal([]float64{0}))
 		}).Should(Succeed())
 		setSuspend(false)
 		expectReady("pausable", metav1.ConditionTrue, crmv1alpha1.ReasonValid)
+	})
+
+	It("is Current, never Failed, while suspended with its Secret missing, and Failed once resumed", func() {
+		src := &crmv1alpha1.CustomerSource{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "paused-early"},
+			Spec: crmv1alpha1.CustomerSourceSpec{
+				Provider:  crmv1alpha1.ProviderPhasio,
+				SecretRef: crmv1alpha1.SecretReference{Name: "not-yet"},
+				Suspend:   true,
+			},
+		}
+		Expect(k8sClient.Create(ctx, src)).To(Succeed())
+		expectReady("paused-early", metav1.ConditionTrue, crmv1alpha1.ReasonSuspended, `Secret "not-yet" not found`)
+		Eventually(func(g Gomega) {
+			g.Expect(kstatusOf(g, "CustomerSource", ns, "paused-early")).To(Equal(kstatus.CurrentStatus))
+			g.Expect(argoHealthOf(g, "CustomerSource", ns, "paused-early").Status).To(Equal("Suspended"))
+		}).Should(Succeed())
+
+		Expect(retry.RetryOnConflict(retry.DefaultRetry, func() error {
+			got := &crmv1alpha1.CustomerSource{}
+			if err := k8sClient.Get(ctx, key(ns, "paused-early"), got); err != nil {
+				return err
+			}
+			got.Spec.Suspend = false
+			return k8sClient.Update(ctx, got)
+		})).To(Succeed())
+		expectReady("paused-early", metav1.ConditionFalse, crmv1alpha1.ReasonSecretNotFound, "not-yet")
+		Eventually(func(g Gomega) {
+			g.Expect(kstatusOf(g, "CustomerSource", ns, "paused-early")).To(Equal(kstatus.FailedStatus))
+		}).Should(Succeed())
 	})
 })

@@ -58,6 +58,8 @@ type sinkState struct {
 	message string
 }
 
+const sinkSuspendedMessage = "deliveries are suspended"
+
 // resolveSink checks a sink and builds its delivery target from its Secret. Both
 // controllers call it, so a Customer never waits for the sink controller to have
 // run first (after a restart, say).
@@ -86,7 +88,7 @@ func resolveSink(ctx context.Context, secrets *secretcache.Store, d Deliveries, 
 		return sinkState{reason: reason, message: err.Error()}, nil
 	}
 	if sink.Spec.Suspend {
-		return sinkState{target: target, reason: crmv1alpha1.ReasonSuspended, message: "deliveries are suspended"}, nil
+		return sinkState{target: target, reason: crmv1alpha1.ReasonSuspended, message: sinkSuspendedMessage}, nil
 	}
 	if d != nil && d.Health(client.ObjectKeyFromObject(sink), sink.Generation).Gone {
 		return sinkState{target: target, reason: crmv1alpha1.ReasonEndpointGone,

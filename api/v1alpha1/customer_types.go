@@ -383,8 +383,10 @@ type CustomerStatus struct {
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
-	// Conditions: Ready (the record is valid) and Synced (every selecting sink has
-	// the current generation).
+	// Conditions: Ready (the record is valid), Synced (every selecting sink has
+	// the current generation), and kstatus' Reconciling (True while deliveries are
+	// in flight or backing off to sinks that can serve) and Stalled (True with Ready
+	// False: it takes a change to the Customer).
 	// +listType=map
 	// +listMapKey=type
 	// +optional
@@ -407,8 +409,8 @@ type CustomerStatus struct {
 // +kubebuilder:resource:shortName=cust,categories=customers
 // +kubebuilder:printcolumn:name="Provider",type=string,JSONPath=`.spec.provider`
 // +kubebuilder:printcolumn:name="External-ID",type=string,JSONPath=`.spec.externalID`
-// +kubebuilder:printcolumn:name="Display-Name",type=string,JSONPath=`.spec.displayName`
-// +kubebuilder:printcolumn:name="Email",type=string,JSONPath=`.spec.email`
+// +kubebuilder:printcolumn:name="Display-Name",type=string,JSONPath=`.spec.displayName`,priority=1
+// +kubebuilder:printcolumn:name="Email",type=string,JSONPath=`.spec.email`,priority=1
 // +kubebuilder:printcolumn:name="Lifecycle",type=string,JSONPath=`.spec.lifecycle`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Synced",type=string,JSONPath=`.status.conditions[?(@.type=="Synced")].status`

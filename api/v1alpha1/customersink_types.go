@@ -58,9 +58,12 @@ type CustomerSinkSpec struct {
 	// +optional
 	SecretRef *SecretReference `json:"secretRef,omitempty"`
 
-	// Timeout of one delivery, at most 60s: a delivery holds one of the
+	// Timeout of one delivery, a Go duration from 1s to 60s: a delivery holds one of the
 	// controllers' slots shared by every namespace while it waits.
 	// +kubebuilder:default="10s"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern="^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s')",message="timeout must be at least 1s"
 	// +kubebuilder:validation:XValidation:rule="duration(self) <= duration('60s')",message="timeout must be at most 60s"
 	// +optional
 	Timeout *metav1.Duration `json:"timeout,omitempty"`
@@ -101,7 +104,10 @@ type CustomerSinkStatus struct {
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
-	// Conditions: Ready says whether the sink can receive deliveries.
+	// Conditions: Ready says whether the sink can receive deliveries (True with
+	// reason Suspended while spec.suspend is true); kstatus' Reconciling is True while
+	// deliveries are paused (Throttled, BackingOff), and Stalled while Ready is False
+	// for a reason that takes a change to the sink or its Secret.
 	// +listType=map
 	// +listMapKey=type
 	// +optional
@@ -129,9 +135,12 @@ type CustomerSinkStatus struct {
 // +kubebuilder:resource:shortName=csink,categories=customers
 // +kubebuilder:printcolumn:name="URL",type=string,JSONPath=`.spec.url`
 // +kubebuilder:printcolumn:name="Format",type=string,JSONPath=`.spec.format`
-// +kubebuilder:printcolumn:name="Selected",type=integer,JSONPath=`.status.selected`
-// +kubebuilder:printcolumn:name="Synced",type=integer,JSONPath=`.status.synced`
+// +kubebuilder:printcolumn:name="Selected-Customers",type=integer,JSONPath=`.status.selected`
+// +kubebuilder:printcolumn:name="Synced-Customers",type=integer,JSONPath=`.status.synced`
+// +kubebuilder:printcolumn:name="Suspended",type=boolean,JSONPath=`.spec.suspend`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
+// +kubebuilder:printcolumn:name="Message",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].message`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type CustomerSink struct {
 	metav1.TypeMeta   `json:",inline"`

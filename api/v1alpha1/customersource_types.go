@@ -60,17 +60,26 @@ type CustomerSourceSpec struct {
 	// +required
 	SecretRef SecretReference `json:"secretRef"`
 
-	// TimestampTolerance is how far a signed timestamp may be from now.
+	// TimestampTolerance is how far a signed timestamp may be from now, a Go
+	// duration from 10s to 1h.
 	// +kubebuilder:default="5m"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern="^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('10s')",message="timestampTolerance must be at least 10s"
+	// +kubebuilder:validation:XValidation:rule="duration(self) <= duration('1h')",message="timestampTolerance must be at most 1h"
 	// +optional
 	TimestampTolerance *metav1.Duration `json:"timestampTolerance,omitempty"`
 
 	// TombstoneRetention is how long a deleted customer is kept (lifecycle Deleted)
 	// so that late events, and the provider's retries of older events, are
-	// recognised as stale instead of bringing the customer back. At least 1h; the
-	// default of 7 days covers the providers' retry windows.
+	// recognised as stale instead of bringing the customer back. A Go duration from
+	// 1h to 2160h (90 days); the default of 7 days covers the providers' retry
+	// windows.
 	// +kubebuilder:default="168h"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern="^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"
 	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1h')",message="tombstoneRetention must be at least 1h"
+	// +kubebuilder:validation:XValidation:rule="duration(self) <= duration('2160h')",message="tombstoneRetention must be at most 2160h"
 	// +optional
 	TombstoneRetention *metav1.Duration `json:"tombstoneRetention,omitempty"`
 
@@ -94,7 +103,10 @@ type CustomerSourceStatus struct {
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
-	// Conditions: Ready says whether the source can verify and accept webhooks.
+	// Conditions: Ready says whether the source can verify and accept webhooks (True
+	// with reason Suspended while spec.suspend is true, when it answers 503); kstatus'
+	// Stalled is True while Ready is False: it takes a change to the source or its
+	// Secret.
 	// +listType=map
 	// +listMapKey=type
 	// +optional
@@ -118,6 +130,8 @@ type CustomerSourceStatus struct {
 // +kubebuilder:printcolumn:name="Path",type=string,JSONPath=`.status.webhookPath`
 // +kubebuilder:printcolumn:name="Suspended",type=boolean,JSONPath=`.spec.suspend`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
+// +kubebuilder:printcolumn:name="Message",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].message`,priority=1
 // +kubebuilder:printcolumn:name="Last-Event",type=date,JSONPath=`.status.lastEventTime`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type CustomerSource struct {

@@ -346,8 +346,8 @@ func (e *env) requireAllRunning() {
 func TestLeaderFailover(t *testing.T) {
 	began := time.Now()
 	e := newEnv(t, true)
-	// The shipped defaults: lease 15 s, renew deadline 10 s, retry period 2 s.
-	const leaseDuration, retryPeriod = 15 * time.Second, 2 * time.Second
+	// The shipped defaults: lease 35 s, renew deadline 30 s, retry period 5 s.
+	const leaseDuration, retryPeriod = 35 * time.Second, 5 * time.Second
 	e.startManagers(managerOptions("manager-a"), managerOptions("manager-b"))
 	holder, leader := e.leader(time.Minute)
 	t.Logf("%s leads as %s", leader.Name, holder)
@@ -400,18 +400,55 @@ func TestLeaderFailover(t *testing.T) {
 	t.Logf("all %d acknowledged events Synced and at the sink %.1fs after the load ended; test took %s", len(results), took.Seconds(), time.Since(began).Round(time.Second))
 }
 
-// TestAPIServerOutage freezes the API server (SIGSTOP) for 15 s under load, then
-// stops and restarts it on the same port and data under load: webhooks answer 503
-// with Retry-After meanwhile, nothing acknowledged is lost, and webhooks and
-// deliveries resume without a restart of the operator.
+// TestLeaderHandoverOnShutdown stops the leading manager as a rollout does (SIGTERM,
+// with the Deployment's 10 s grace before SIGKILL): it releases the Lease on its way
+// out, so the standby leads at its next poll instead of after the lease duration.
+func TestLeaderHandoverOnShutdown(t *testing.T) {
+	e := newEnv(t, true)
+	// The shipped defaults: lease 35 s, retry period 5 s.
+	const leaseDuration, retryPeriod = 35 * time.Second, 5 * time.Second
+	e.startManagers(managerOptions("manager-a"), managerOptions("manager-b"))
+	holder, leader := e.leader(time.Minute)
+
+	stopped := time.Now()
+	leader.Stop(10 * time.Second)
+	exited := time.Since(stopped)
+	if leader.LogContains("leader election lost") {
+		t.Errorf("%s lost its Lease instead of releasing it:\n%s", leader.Name, leader.Tail(20))
+	}
+	var newHolder string
+	for time.Since(stopped) < 2*leaseDuration && newHolder == "" {
+		var lease coordinationv1.Lease
+		if err := e.k8s.Get(e.ctx, client.ObjectKey{Namespace: ns, Name: leaseName}, &lease); err == nil && lease.Spec.HolderIdentity != nil {
+			if h := *lease.Spec.HolderIdentity; h != "" && h != holder {
+				newHolder = h
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	takeover := time.Since(stopped)
+	if newHolder == "" {
+		t.Fatalf("no manager took the Lease over within %s of the leader's SIGTERM", 2*leaseDuration)
+	}
+	t.Logf("%s exited %.1fs after SIGTERM; %s led %.1fs after it", leader.Name, exited.Seconds(), newHolder, takeover.Seconds())
+	// Released, the Lease is free at once: the standby takes it at its next poll,
+	// at most a jittered retry period (2.2 retry periods apart) after the exit.
+	if limit := exited + time.Duration(2.2*float64(retryPeriod)) + time.Second; takeover > limit {
+		t.Errorf("takeover took %s after SIGTERM, more than the exit (%s) and one poll (%s): the Lease was not released", takeover, exited, limit)
+	}
+}
+
+// TestAPIServerOutage freezes the API server (SIGSTOP) for 15 s under load, with
+// the shipped leader election timing: webhooks answer 503 with Retry-After
+// meanwhile, nothing acknowledged is lost, and webhooks and deliveries resume
+// without a restart of the operator.
 func TestAPIServerOutage(t *testing.T) {
 	began := time.Now()
 	e := newEnv(t, true)
-	// The leader rides out an outage only while it is shorter than the renew
-	// deadline; past it, client-go leader election stops it (and a Deployment
-	// restarts it). These outages last up to ~40 s on a loaded machine.
-	leaderFlags := []string{"--leader-election-lease-duration=90s", "--leader-election-renew-deadline=75s", "--leader-election-retry-period=2s"}
-	e.startManagers(managerOptions("manager-a", leaderFlags...), managerOptions("manager-b", leaderFlags...))
+	// With the shipped leader election defaults: the leader rides out an outage
+	// shorter than the renew deadline (30 s); past it, client-go leader election
+	// stops it (and a Deployment restarts it), which requireAllRunning refuses.
+	e.startManagers(managerOptions("manager-a"), managerOptions("manager-b"))
 
 	// 1. Frozen: connections hang until the webhook server's API timeout.
 	done := make(chan []*localcluster.Result)
@@ -448,8 +485,25 @@ func TestAPIServerOutage(t *testing.T) {
 	e.requireAllRunning()
 	took := e.requireDelivered(results, 3*time.Minute)
 	t.Logf("after the freeze: all %d acknowledged events Synced and at the sink %.1fs after the load ended", len(results), took.Seconds())
+	e.requireAllRunning()
+	t.Logf("test took %s", time.Since(began).Round(time.Second))
+}
 
-	// 2. Stopped and restarted on the same port and data: connections are refused.
+// TestAPIServerRestart stops the API server under load and restarts it on the same
+// port and data: webhooks answer 503 with Retry-After meanwhile, nothing
+// acknowledged is lost, and webhooks and deliveries resume without a restart of the
+// operator. The outage lasts as long as the API server takes to start again, up to
+// ~40 s on a loaded machine: longer than the default renew deadline (30 s), past
+// which client-go leader election stops the leader. So it runs with the longer
+// timing docs/operations.md advises for such outages.
+func TestAPIServerRestart(t *testing.T) {
+	began := time.Now()
+	e := newEnv(t, true)
+	leaderFlags := []string{"--leader-election-lease-duration=90s", "--leader-election-renew-deadline=75s", "--leader-election-retry-period=2s"}
+	e.startManagers(managerOptions("manager-a", leaderFlags...), managerOptions("manager-b", leaderFlags...))
+
+	// Stopped and restarted on the same port and data: connections are refused.
+	done := make(chan []*localcluster.Result)
 	go func() { done <- e.sender().Load(e.ctx, "rst", loadRate, loadDuration) }()
 	time.Sleep(3 * time.Second)
 	stopped := time.Now()
@@ -462,7 +516,7 @@ func TestAPIServerOutage(t *testing.T) {
 	t.Logf("API server down for %s (stop, 5 s, start)", restarted.Sub(stopped).Round(time.Second))
 	restartResults := <-done
 	requireAcknowledged(t, restartResults)
-	during = 0
+	during := 0
 	for _, r := range restartResults {
 		for _, at := range r.UnavailableAt {
 			if at.After(stopped) && at.Before(restarted.Add(15*time.Second)) {
@@ -474,10 +528,10 @@ func TestAPIServerOutage(t *testing.T) {
 		t.Errorf("no webhook was answered 503 while the API server was down")
 	}
 	e.requireAllRunning()
-	took = e.requireDelivered(append(results, restartResults...), 3*time.Minute)
+	took := e.requireDelivered(restartResults, 3*time.Minute)
 	e.requireAllRunning()
 	t.Logf("after the restart: %d answers 503; all %d acknowledged events Synced and at the sink %.1fs after the load ended; test took %s",
-		during, len(results)+len(restartResults), took.Seconds(), time.Since(began).Round(time.Second))
+		during, len(restartResults), took.Seconds(), time.Since(began).Round(time.Second))
 }
 
 // TestSinkOutage keeps the sink down (connection refused) for the whole load and

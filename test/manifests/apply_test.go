@@ -25,6 +25,7 @@ import (
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -185,14 +186,86 @@ func TestChartEverything(t *testing.T) {
 		}
 	}
 	for _, want := range []string{"--watch-namespaces=team-a,team-b", "--sink-deny-cidrs=169.254.0.0/16,10.0.0.0/8", "--sink-allow-cidrs=192.0.2.0/24",
-		"--max-deliveries-in-flight=32", "--max-deliveries-in-flight-per-namespace=8"} {
+		"--max-deliveries-in-flight=32", "--max-deliveries-in-flight-per-namespace=8",
+		"--zap-log-level=debug", "--leader-election-lease-duration=60s"} {
 		if !slices.Contains(args["controller-manager"], want) {
 			t.Errorf("controller-manager args %q lack %s", args["controller-manager"], want)
 		}
 	}
-	if !slices.Contains(args["webhook-server"], "--watch-namespaces=team-a,team-b") {
-		t.Errorf("webhook-server args %q lack --watch-namespaces=team-a,team-b", args["webhook-server"])
+	// extraArgs come after the chart's own flags, so a repeated flag is theirs.
+	if a := args["controller-manager"]; len(a) < 2 || a[len(a)-1] != "--leader-election-lease-duration=60s" {
+		t.Errorf("controller-manager args %q do not end with its extraArgs", a)
 	}
+	for _, want := range []string{"--watch-namespaces=team-a,team-b", "--webhook-trusted-proxies=10.244.0.0/16,fd00:10:244::/56", "--webhook-max-events-per-request=50"} {
+		if !slices.Contains(args["webhook-server"], want) {
+			t.Errorf("webhook-server args %q lack %s", args["webhook-server"], want)
+		}
+	}
+	for _, d := range find(objs, "Deployment", "") {
+		var dep appsv1.Deployment
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(d.Object, &dep); err != nil {
+			t.Fatal(err)
+		}
+		pod := dep.Spec.Template.Spec
+		if pod.PriorityClassName != "system-cluster-critical" {
+			t.Errorf("Deployment %s: priorityClassName %q, want system-cluster-critical", d.GetName(), pod.PriorityClassName)
+		}
+		// OpenShift's security contexts: the UID and group are left to the platform.
+		if sc := pod.SecurityContext; sc == nil || sc.RunAsUser != nil || sc.RunAsGroup != nil || sc.RunAsNonRoot == nil || !*sc.RunAsNonRoot {
+			t.Errorf("Deployment %s: pod securityContext %+v, want runAsNonRoot without runAsUser and runAsGroup", d.GetName(), sc)
+		}
+		env := map[string]string{}
+		for _, e := range pod.Containers[0].Env {
+			env[e.Name] = e.Value
+		}
+		want := map[string]string{"GODEBUG": "http2server=0"}
+		if dep.Labels["control-plane"] == "controller-manager" {
+			want = map[string]string{"HTTPS_PROXY": "http://proxy.example.com:3128", "NO_PROXY": ".svc,.cluster.local,10.0.0.0/8"}
+		}
+		for k, v := range want {
+			if env[k] != v {
+				t.Errorf("Deployment %s: env %s=%q, want %q (extraEnv)", d.GetName(), k, env[k], v)
+			}
+		}
+		if _, ok := env["GOMEMLIMIT"]; !ok {
+			t.Errorf("Deployment %s: extraEnv replaced the chart's GOMEMLIMIT", d.GetName())
+		}
+	}
+
+	// The ServiceMonitor sends the scraper's token from a Secret; the scraper, and
+	// the named Prometheus ServiceAccount, may get /metrics.
+	if sm := find(objs, "ServiceMonitor", ""); len(sm) == 1 {
+		eps, _, _ := unstructured.NestedSlice(sm[0].Object, "spec", "endpoints")
+		ep := eps[0].(map[string]any)
+		if _, deprecated := ep["bearerTokenFile"]; deprecated {
+			t.Errorf("ServiceMonitor uses the deprecated bearerTokenFile")
+		}
+		secret, _, _ := unstructured.NestedString(ep, "authorization", "credentials", "name")
+		if secret != "chart-all-customer-operator-metrics-scraper-token" {
+			t.Errorf("ServiceMonitor authorization credentials from Secret %q, want chart-all-customer-operator-metrics-scraper-token", secret)
+		}
+		if s := find(objs, "Secret", "-metrics-scraper-token"); len(s) != 1 || s[0].Object["type"] != "kubernetes.io/service-account-token" {
+			t.Errorf("no service-account-token Secret for the scraper: %v", s)
+		}
+	}
+	readers := map[string]bool{}
+	for _, crb := range find(objs, "ClusterRoleBinding", "") {
+		var b rbacv1.ClusterRoleBinding
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(crb.Object, &b); err != nil {
+			t.Fatal(err)
+		}
+		if b.RoleRef.Name == "chart-all-customer-operator-metrics-reader" {
+			for _, s := range b.Subjects {
+				readers[s.Namespace+"/"+s.Name] = true
+			}
+		}
+	}
+	for _, sa := range []string{"chart-all/chart-all-customer-operator-metrics-scraper", "monitoring/prometheus-k8s"} {
+		if !readers[sa] {
+			t.Errorf("ServiceAccount %s is not bound to metrics-reader (bound: %v)", sa, readers)
+		}
+	}
+
 	if d := find(objs, "Deployment", "-webhook-server"); len(d) != 1 {
 		t.Errorf("%d webhook-server Deployments, want 1", len(d))
 	} else if r, _, _ := unstructured.NestedFieldNoCopy(d[0].Object, "spec", "replicas"); fmt.Sprint(r) != "3" {

@@ -47,22 +47,14 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- include "customer-operator.fullname" . }}-webhook-server
 {{- end }}
 
-{{/* The securityContexts the restricted Pod Security Standard requires. */}}
+{{/* The securityContexts of both Deployments: the values' (the restricted Pod
+Security Standard's by default). */}}
 {{- define "customer-operator.podSecurityContext" -}}
-runAsNonRoot: true
-runAsUser: 65532
-runAsGroup: 65532
-seccompProfile:
-  type: RuntimeDefault
+{{- toYaml .Values.podSecurityContext }}
 {{- end }}
 
 {{- define "customer-operator.containerSecurityContext" -}}
-allowPrivilegeEscalation: false
-readOnlyRootFilesystem: true
-runAsNonRoot: true
-capabilities:
-  drop:
-  - ALL
+{{- toYaml .Values.securityContext }}
 {{- end }}
 
 {{/* The probes of both Deployments. */}}
@@ -79,4 +71,9 @@ readinessProbe:
     port: health
   initialDelaySeconds: 5
   periodSeconds: 10
+{{- end }}
+
+{{/* The Secret whose token the ServiceMonitor sends. */}}
+{{- define "customer-operator.scraperSecret" -}}
+{{- default (printf "%s-metrics-scraper-token" (include "customer-operator.fullname" .)) .Values.serviceMonitor.authorization.secretName }}
 {{- end }}
