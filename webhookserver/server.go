@@ -460,9 +460,9 @@ func (s *Server) handle(r *http.Request, req *request, logger logr.Logger) (Coun
 		return counts, tooManyFailures(d)
 	}
 	req.provider = string(src.Spec.Provider)
-	provider := registry.Lookup(src.Spec.Provider)
-	if provider == nil {
-		return counts, s.notReady("unknown provider " + string(src.Spec.Provider))
+	provider, err := registry.ForSource(src)
+	if err != nil {
+		return counts, s.notReady(err.Error())
 	}
 	if src.Spec.Suspend {
 		return counts, &rejection{status: http.StatusServiceUnavailable, reason: reasonSourceSuspended, message: "the source is suspended", retryAfter: s.opts.RetryAfter}
