@@ -31,8 +31,10 @@ import (
 
 	"github.com/google/cel-go/cel"
 	"github.com/google/cel-go/checker"
+	"github.com/google/cel-go/common"
 	"github.com/google/cel-go/common/types"
 	"github.com/google/cel-go/common/types/ref"
+	"github.com/google/cel-go/common/types/traits"
 	"github.com/google/cel-go/ext"
 	"google.golang.org/protobuf/types/known/structpb"
 
@@ -55,9 +57,11 @@ type Limits struct {
 	MaxBodyBytes int64
 }
 
-// DefaultLimits are Kubernetes' limits for the CEL rules of a CRD: a static
-// estimated cost of ten million and a runtime cost of one million per call.
-var DefaultLimits = Limits{EstimatedCost: 10_000_000, RuntimeCost: 1_000_000, MaxBodyBytes: 1 << 20}
+// DefaultLimits are Kubernetes' limits for the CEL rules of a CRD: the static
+// estimated cost of all of a CRD's rules (one hundred million: a single pass
+// over every list of the body fits, a nested one does not), and the runtime
+// cost of one rule (one million).
+var DefaultLimits = Limits{EstimatedCost: 100_000_000, RuntimeCost: 1_000_000, MaxBodyBytes: 1 << 20}
 
 var (
 	limitsMu sync.RWMutex
@@ -139,6 +143,42 @@ func (sizeEstimator) EstimateCallCost(string, string, *checker.AstNode, []checke
 	return nil
 }
 
+// sizeCost charges a call by the strings it reads and by the strings, lists and
+// maps it makes. CEL's own runtime costs key on the overload the type-checker
+// chose; over dyn JSON it chooses none, and `s + s` would cost 1 however long
+// s is, so that doubling a string in a loop would never reach the limit.
+type sizeCost struct{}
+
+func (sizeCost) CallCost(_, _ string, args []ref.Val, result ref.Val) *uint64 {
+	var n uint64
+	for _, a := range args {
+		n += bytesOf(a)
+	}
+	n += bytesOf(result)
+	cost := 1 + uint64(math.Ceil(float64(n)*common.StringTraversalCostFactor))
+	switch r := result.(type) {
+	case traits.Lister:
+		if size, ok := r.Size().(types.Int); ok {
+			cost += uint64(size)
+		}
+	case traits.Mapper:
+		if size, ok := r.Size().(types.Int); ok {
+			cost += uint64(size)
+		}
+	}
+	return &cost
+}
+
+func bytesOf(v ref.Val) uint64 {
+	switch x := v.(type) {
+	case types.String:
+		return uint64(len(x))
+	case types.Bytes:
+		return uint64(len(x))
+	}
+	return 0
+}
+
 // result is the kind of value an expression must give; dyn passes the check
 // and is checked when it runs.
 type result int
@@ -204,7 +244,7 @@ func compileOne(env *cel.Env, l Limits, field string, expr crmv1alpha1.Expressio
 	if est.Max > l.EstimatedCost {
 		return nil, &ExpressionError{Field: field, Message: fmt.Sprintf("estimated cost %d exceeds the limit of %d: bound the lists it iterates, or iterate fewer of them", est.Max, l.EstimatedCost)}
 	}
-	prg, err := env.Program(ast, cel.CostLimit(l.RuntimeCost), cel.EvalOptions(cel.OptOptimize))
+	prg, err := env.Program(ast, cel.CostLimit(l.RuntimeCost), cel.CostTracking(sizeCost{}), cel.EvalOptions(cel.OptOptimize))
 	if err != nil {
 		return nil, &ExpressionError{Field: field, Message: err.Error()}
 	}
