@@ -255,6 +255,9 @@ func compileOne(env *cel.Env, l Limits, field string, expr crmv1alpha1.Expressio
 type compiled struct {
 	auth crmv1alpha1.GenericAuthentication
 	l    Limits
+	// fields name the expressions an event's identity came from, as a
+	// rejection of the event names them.
+	fields providers.EventFields
 
 	items, id, typ, at, deleted, ignore *program
 
@@ -316,6 +319,13 @@ func Compile(spec *crmv1alpha1.GenericSource) (*compiled, error) {
 			return nil, err
 		}
 		*e.dst = p
+	}
+	c.fields = providers.EventFields{ID: c.id.field}
+	if c.typ != nil {
+		c.fields.Type = c.typ.field
+	}
+	if c.at != nil {
+		c.fields.Time = c.at.field
 	}
 	return c, nil
 }
@@ -511,11 +521,14 @@ func list[T any](r *eventRun, p *program, limit int) ([]T, error) {
 	if err := dec.Decode(&out); err != nil {
 		return nil, &ExpressionError{Field: p.field, Message: err.Error()}
 	}
+	if len(out) == 0 {
+		return nil, nil
+	}
 	return out, nil
 }
 
-var stringMapType = reflect.TypeFor[map[string]string]()
-
+// attributes keeps the string values of a map and drops the null and empty
+// ones, so that a sender's absent fields are absent attributes.
 func (r *eventRun) attributes(p *program) (map[string]string, error) {
 	if p == nil {
 		return nil, nil
@@ -527,18 +540,27 @@ func (r *eventRun) attributes(p *program) (map[string]string, error) {
 	if _, ok := v.(types.Null); ok {
 		return nil, nil
 	}
-	native, err := v.ConvertToNative(stringMapType)
+	if _, ok := v.(traits.Mapper); !ok {
+		return nil, mistyped(p, v, resMap)
+	}
+	native, err := v.ConvertToNative(structValueType)
 	if err != nil {
-		return nil, &ExpressionError{Field: p.field, Message: "evaluates to " + string(v.Type().(ref.Type).TypeName()) + ", not a map of strings"}
+		return nil, &ExpressionError{Field: p.field, Message: err.Error()}
 	}
-	m := native.(map[string]string)
-	for k, val := range m {
-		if val == "" {
-			delete(m, k)
+	var m map[string]string
+	for k, val := range native.(*structpb.Value).GetStructValue().GetFields() {
+		switch x := val.GetKind().(type) {
+		case *structpb.Value_NullValue:
+		case *structpb.Value_StringValue:
+			if x.StringValue != "" {
+				if m == nil {
+					m = make(map[string]string)
+				}
+				m[k] = x.StringValue
+			}
+		default:
+			return nil, &ExpressionError{Field: p.field, Message: fmt.Sprintf("attribute %q is not a string", k)}
 		}
-	}
-	if len(m) == 0 {
-		return nil, nil
 	}
 	return m, nil
 }

@@ -143,7 +143,12 @@ func (p *Provider) Parse(req *providers.Request) (*providers.Result, error) {
 		}
 	}
 	items := []any{body}
-	if p.c.items != nil {
+	if p.c.items == nil {
+		// The body is the event: an event's failure is the request's.
+		if _, ok := body.(map[string]any); !ok {
+			return nil, providers.Malformed("", "body is not a JSON object")
+		}
+	} else {
 		run := &eventRun{vars: map[string]any{varBody: body, varHeaders: headers, varEvent: nil}, limit: p.c.l.RuntimeCost}
 		v, err := run.eval(p.c.items)
 		if err != nil {
@@ -168,6 +173,9 @@ func (p *Provider) Parse(req *providers.Request) (*providers.Result, error) {
 	for _, item := range items {
 		run := &eventRun{vars: map[string]any{varBody: body, varHeaders: headers, varEvent: item}, limit: p.c.l.RuntimeCost}
 		ev, ignored := p.c.event(run, now)
+		if ev.Rejection != nil && p.c.items == nil {
+			return nil, ev.Rejection
+		}
 		if ignored {
 			res.Ignored++
 			continue
@@ -190,7 +198,7 @@ func requestError(err error) *providers.Error {
 // event runs one event's expressions. An expression that fails makes a
 // rejected event, with what was found of its identity.
 func (c *compiled) event(run *eventRun, now time.Time) (providers.Event, bool) {
-	ev := providers.Event{Action: providers.ActionUpsert, Time: now,
+	ev := providers.Event{Action: providers.ActionUpsert, Time: now, Fields: c.fields,
 		Customer: crmv1alpha1.CustomerSpec{Provider: crmv1alpha1.ProviderGeneric}}
 	reject := func(err error) (providers.Event, bool) {
 		ev.Rejection = requestError(err)
