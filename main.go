@@ -46,6 +46,7 @@ import (
 	"github.com/customer-operator/customer-operator/internal/heaprelease"
 	"github.com/customer-operator/customer-operator/internal/secretcache"
 	"github.com/customer-operator/customer-operator/webhookserver"
+	"github.com/customer-operator/customer-operator/webhookserver/providers/generic"
 )
 
 var scheme = runtime.NewScheme()
@@ -64,6 +65,7 @@ func main() {
 		retryPeriod                  time.Duration
 		pprofAddr                    string
 		webhookOpts                  webhookserver.Options
+		genericLimits                generic.Limits
 		workers, perSink             int
 		inFlight, inFlightPerNS      int
 		startupGCPercent             int
@@ -101,6 +103,8 @@ func main() {
 		webhookOpts.TrustedProxies, err = webhookserver.ParsePrefixes(v)
 		return err
 	})
+	flag.Uint64Var(&genericLimits.RuntimeCost, "generic-runtime-cost-limit", generic.DefaultLimits.RuntimeCost, "CEL cost one event's expressions of a generic CustomerSource may spend (Kubernetes' per-rule limit for CRDs); past it the event is rejected, expression_failed.")
+	flag.Uint64Var(&genericLimits.EstimatedCost, "generic-estimated-cost-limit", generic.DefaultLimits.EstimatedCost, "Largest cost CEL may estimate for one expression of a generic CustomerSource, with every list and string of the body as large as --webhook-max-body-bytes; past it the source is Ready=False, InvalidExpression. Give the controllers and the webhook server the same value.")
 	flag.IntVar(&workers, "max-concurrent-reconciles", 8, "Customer reconcile workers.")
 	flag.IntVar(&startupGCPercent, "startup-gc-percent", 25, "Go GC percent during the start-up (the Customer cache's initial list, then the reconcile of every Customer); GOGC is restored once the Customer queue has emptied. 0 keeps GOGC throughout; a GOGC in the environment is left alone.")
 	flag.IntVar(&perSink, "sink-concurrency", 16, "Deliveries in flight to one CustomerSink at most.")
@@ -114,6 +118,8 @@ func main() {
 	zapOpts := zap.Options{Development: false}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
+	genericLimits.MaxBodyBytes = webhookOpts.MaxBodyBytes
+	generic.SetLimits(genericLimits)
 	if showVersion {
 		fmt.Println(versionString())
 		os.Exit(0)

@@ -332,3 +332,30 @@ func BenchmarkCompile(b *testing.B) {
 		}
 	}
 }
+
+// TestLimits: the limits set at start-up (the --generic-* flags) bound
+// compilation and evaluation.
+func TestLimits(t *testing.T) {
+	t.Cleanup(func() { generic.SetLimits(generic.DefaultLimits) })
+	g := spec(bearer)
+	g.Events = crmv1alpha1.GenericEvents{Items: "body", ID: "event.id"}
+	g.Mapping = crmv1alpha1.GenericMapping{ExternalID: "event.id", DisplayName: "event.names.map(n, n.upperAscii()).join(' ')"}
+	body := `[{"id":"1","names":["ada","lovelace"]}]`
+	if res, perr := run(t, g, body, 0); perr != nil || res.Events[0].Rejection != nil || res.Events[0].Customer.DisplayName != "ADA LOVELACE" {
+		t.Fatalf("within the default limits: %v %+v", perr, res)
+	}
+
+	generic.SetLimits(generic.Limits{RuntimeCost: 20})
+	res, perr := run(t, g, body, 0)
+	if perr != nil {
+		t.Fatal(perr)
+	}
+	if r := res.Events[0].Rejection; r == nil || !strings.Contains(r.Message, "cost") {
+		t.Errorf("at a runtime cost limit of 20: rejection %+v", r)
+	}
+
+	generic.SetLimits(generic.Limits{EstimatedCost: 1000})
+	if e := compileErr(t, g); e.Field != "spec.generic.mapping.displayName" || !strings.Contains(e.Message, "exceeds the limit of 1000") {
+		t.Errorf("at an estimated cost limit of 1000: %s: %s", e.Field, e.Message)
+	}
+}
