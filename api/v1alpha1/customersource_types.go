@@ -61,7 +61,9 @@ type CustomerSourceSpec struct {
 
 	// SecretRef names the Secret (same namespace) with the provider's credentials.
 	// Keys: phasio "secret" (Base64 URL-safe 32-byte key); smarterpay "secret" and/or
-	// "username"+"password"; gettrx "secret"; payway "username"+"password" or "token".
+	// "username"+"password"; gettrx "secret"; payway "username"+"password" or "token";
+	// generic "secret" (standardWebhooks, hmac), "username"+"password" (basic) or
+	// "token" (bearer).
 	// Every provider also accepts "previousSecret" (or "previousPassword",
 	// "previousToken") during a rotation.
 	// +required
