@@ -412,7 +412,7 @@ func (r *eventRun) str(p *program, allowInt bool) (string, error) {
 }
 
 func mistyped(p *program, v ref.Val, want result) error {
-	return &ExpressionError{Field: p.field, Message: fmt.Sprintf("evaluates to %s, not %s", v.Type().(ref.Type).TypeName(), want)}
+	return &ExpressionError{Field: p.field, Message: fmt.Sprintf("evaluates to %s, not %s", v.Type().TypeName(), want)}
 }
 
 func (r *eventRun) boolean(p *program) (bool, error) {
@@ -459,7 +459,7 @@ func (r *eventRun) time(p *program) (time.Time, error) {
 	}
 	switch x := v.(type) {
 	case types.Timestamp:
-		return x.Time.UTC(), nil
+		return x.UTC(), nil
 	case types.Int:
 		return time.Unix(int64(x), 0).UTC(), nil
 	case types.Double:
@@ -484,9 +484,63 @@ func (r *eventRun) time(p *program) (time.Time, error) {
 
 var structValueType = reflect.TypeFor[*structpb.Value]()
 
-// list converts a list of maps into the Customer API's type through JSON, so
-// that the field names are the API's and an unknown one is an error.
-func list[T any](r *eventRun, p *program, limit int) ([]T, error) {
+// slot is where a list item's key goes: a string or a bool field of T.
+type slot struct {
+	str *string
+	b   **bool
+}
+
+func addressSlot(a *crmv1alpha1.Address, key string) slot {
+	switch key {
+	case "type":
+		return slot{str: (*string)(&a.Type)}
+	case "name":
+		return slot{str: &a.Name}
+	case "line1":
+		return slot{str: &a.Line1}
+	case "line2":
+		return slot{str: &a.Line2}
+	case "city":
+		return slot{str: &a.City}
+	case "state":
+		return slot{str: &a.State}
+	case "postalCode":
+		return slot{str: &a.PostalCode}
+	case "country":
+		return slot{str: &a.Country}
+	case "phone":
+		return slot{str: &a.Phone}
+	case "email":
+		return slot{str: &a.Email}
+	case "residential":
+		return slot{b: &a.Residential}
+	}
+	return slot{}
+}
+
+func contactSlot(c *crmv1alpha1.Contact, key string) slot {
+	switch key {
+	case "id":
+		return slot{str: &c.ID}
+	case "title":
+		return slot{str: &c.Title}
+	case "firstName":
+		return slot{str: &c.FirstName}
+	case "lastName":
+		return slot{str: &c.LastName}
+	case "email":
+		return slot{str: &c.Email}
+	case "phone":
+		return slot{str: &c.Phone}
+	case "notificationPreference":
+		return slot{str: &c.NotificationPreference}
+	}
+	return slot{}
+}
+
+// list converts a list of maps into the Customer API's type, by the API's
+// field names: an unknown name, or a value of the wrong type, is an error.
+func list[T any](r *eventRun, p *program, limit int, slotOf func(*T, string) slot) ([]T, error) {
 	if p == nil {
 		return nil, nil
 	}
@@ -497,32 +551,50 @@ func list[T any](r *eventRun, p *program, limit int) ([]T, error) {
 	if _, ok := v.(types.Null); ok {
 		return nil, nil
 	}
-	if _, ok := v.(interface{ Size() ref.Val }); !ok {
+	l, ok := v.(traits.Lister)
+	if !ok {
 		return nil, mistyped(p, v, resList)
 	}
-	native, err := v.ConvertToNative(structValueType)
-	if err != nil {
-		return nil, &ExpressionError{Field: p.field, Message: err.Error()}
-	}
-	lv := native.(*structpb.Value).GetListValue()
-	if lv == nil {
-		return nil, mistyped(p, v, resList)
-	}
-	if len(lv.Values) > limit {
+	n, _ := l.Size().(types.Int)
+	if int(n) > limit {
 		return nil, &ExpressionError{Field: p.field, Message: fmt.Sprintf("more than %d items", limit)}
 	}
-	raw, err := json.Marshal(lv.AsSlice())
-	if err != nil {
-		return nil, &ExpressionError{Field: p.field, Message: err.Error()}
-	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	var out []T
-	if err := dec.Decode(&out); err != nil {
-		return nil, &ExpressionError{Field: p.field, Message: err.Error()}
-	}
-	if len(out) == 0 {
+	if n == 0 {
 		return nil, nil
+	}
+	out := make([]T, n)
+	for i := range out {
+		m, ok := l.Get(types.Int(i)).(traits.Mapper)
+		if !ok {
+			return nil, &ExpressionError{Field: p.field, Message: fmt.Sprintf("item %d is not a map", i)}
+		}
+		for it := m.Iterator(); it.HasNext() == types.True; {
+			k := it.Next()
+			key, ok := k.(types.String)
+			if !ok {
+				return nil, &ExpressionError{Field: p.field, Message: fmt.Sprintf("item %d has a key that is not a string", i)}
+			}
+			sl := slotOf(&out[i], string(key))
+			val := m.Get(k)
+			switch x := val.(type) {
+			case types.Null:
+				continue
+			case types.String:
+				if sl.str != nil {
+					*sl.str = string(x)
+					continue
+				}
+			case types.Bool:
+				if sl.b != nil {
+					*sl.b = providers.BoolPtr(bool(x))
+					continue
+				}
+			}
+			if sl.str == nil && sl.b == nil {
+				return nil, &ExpressionError{Field: p.field, Message: fmt.Sprintf("item %d: unknown field %q", i, key)}
+			}
+			return nil, &ExpressionError{Field: p.field, Message: fmt.Sprintf("item %d: field %q is %s", i, key, val.Type().TypeName())}
+		}
 	}
 	return out, nil
 }

@@ -275,10 +275,10 @@ func (c *compiled) mapCustomer(run *eventRun, spec *crmv1alpha1.CustomerSpec) er
 	if spec.Approved, err = run.optBool(c.approved); err != nil {
 		return err
 	}
-	if spec.Contacts, err = list[crmv1alpha1.Contact](run, c.contacts, crmv1alpha1.MaxContacts); err != nil {
+	if spec.Contacts, err = list(run, c.contacts, crmv1alpha1.MaxContacts, contactSlot); err != nil {
 		return err
 	}
-	if spec.Addresses, err = list[crmv1alpha1.Address](run, c.addresses, crmv1alpha1.MaxAddresses); err != nil {
+	if spec.Addresses, err = list(run, c.addresses, crmv1alpha1.MaxAddresses, addressSlot); err != nil {
 		return err
 	}
 	if spec.Attributes, err = run.attributes(c.attributes); err != nil {
