@@ -44,6 +44,7 @@ import (
 	"github.com/customer-operator/customer-operator/internal/heaprelease"
 	"github.com/customer-operator/customer-operator/internal/secretcache"
 	"github.com/customer-operator/customer-operator/webhookserver"
+	"github.com/customer-operator/customer-operator/webhookserver/providers/generic"
 )
 
 var scheme = runtime.NewScheme()
@@ -58,13 +59,18 @@ func main() {
 		opts           managerOptions
 		webhookOpts    webhookserver.Options
 		controllerOpts controllers.Options
+		genericLimits  generic.Limits
 	)
 	opts.BindFlags(flag.CommandLine)
 	webhookOpts.BindFlags(flag.CommandLine)
 	controllerOpts.BindFlags(flag.CommandLine)
+	genericLimits.BindFlags(flag.CommandLine)
 	zapOpts := zap.Options{Development: false}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
+	// Both parts compile generic sources' expressions, with the same limits.
+	genericLimits.MaxBodyBytes = webhookOpts.MaxBodyBytes
+	generic.SetLimits(genericLimits)
 	if opts.showVersion {
 		fmt.Println(versionString())
 		os.Exit(0)

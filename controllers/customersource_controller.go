@@ -18,6 +18,7 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
@@ -35,6 +36,7 @@ import (
 
 	crmv1alpha1 "github.com/customer-operator/customer-operator/api/v1alpha1"
 	"github.com/customer-operator/customer-operator/internal/secretcache"
+	"github.com/customer-operator/customer-operator/webhookserver/providers/generic"
 	"github.com/customer-operator/customer-operator/webhookserver/providers/registry"
 )
 
@@ -129,9 +131,13 @@ func setSourceReady(source types.NamespacedName, ready bool) {
 }
 
 func (r *CustomerSourceReconciler) check(ctx context.Context, src *crmv1alpha1.CustomerSource) (bool, string, string, error) {
-	provider := registry.Lookup(src.Spec.Provider)
-	if provider == nil {
-		return false, crmv1alpha1.ReasonInvalidSpec, fmt.Sprintf("unknown provider %q", src.Spec.Provider), nil
+	provider, err := registry.ForSource(src)
+	var exprErr *generic.ExpressionError
+	switch {
+	case errors.As(err, &exprErr):
+		return false, crmv1alpha1.ReasonInvalidExpression, fmt.Sprintf("%s: %s; nothing is served until it is fixed", exprErr.Field, exprErr.Message), nil
+	case err != nil:
+		return false, crmv1alpha1.ReasonInvalidSpec, err.Error(), nil
 	}
 	data, err := r.Secrets.Get(ctx, types.NamespacedName{Namespace: src.Namespace, Name: src.Spec.SecretRef.Name})
 	if apierrors.IsNotFound(err) {

@@ -41,6 +41,7 @@ import (
 
 	"github.com/customer-operator/customer-operator/controllers"
 	"github.com/customer-operator/customer-operator/webhookserver"
+	"github.com/customer-operator/customer-operator/webhookserver/providers/generic"
 )
 
 const (
@@ -297,7 +298,7 @@ func managerFlags(t *testing.T) []string {
 	if len(names) == 0 {
 		t.Fatal("found no flag definitions in main.go")
 	}
-	for _, binder := range []string{"webhookOpts.BindFlags(flag.CommandLine)", "controllerOpts.BindFlags(flag.CommandLine)"} {
+	for _, binder := range []string{"webhookOpts.BindFlags(flag.CommandLine)", "controllerOpts.BindFlags(flag.CommandLine)", "genericLimits.BindFlags(flag.CommandLine)"} {
 		if !strings.Contains(src, binder) {
 			t.Fatalf("main.go no longer calls %s; bind the flags here as it does", binder)
 		}
@@ -305,6 +306,7 @@ func managerFlags(t *testing.T) []string {
 	cfs := flag.NewFlagSet("components", flag.ContinueOnError)
 	(&webhookserver.Options{}).BindFlags(cfs)
 	(&controllers.Options{}).BindFlags(cfs)
+	(&generic.Limits{}).BindFlags(cfs)
 	cfs.VisitAll(func(f *flag.Flag) { names = append(names, f.Name) })
 	flag.CommandLine.VisitAll(func(f *flag.Flag) {
 		if !strings.HasPrefix(f.Name, "test.") {

@@ -111,6 +111,9 @@ func checkEvent(src *crmv1alpha1.CustomerSource, ev *providers.Event, now time.T
 		}
 		return fallback
 	}
+	if r := ev.Rejection; r != nil {
+		return &EventRejection{Reason: r.Reason, Field: r.Field, Message: r.Message}
+	}
 	if len(ev.ID) > MaxEventIDBytes {
 		return &EventRejection{Reason: ReasonEventIDTooLong, Field: field(ev.Fields.ID, "id"),
 			Message: fmt.Sprintf("event id of %d bytes, longer than %d", len(ev.ID), MaxEventIDBytes)}

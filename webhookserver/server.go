@@ -529,9 +529,9 @@ func (s *Server) route(ctx context.Context, req *request) (*route, *rejection) {
 		return nil, tooManyFailures(d)
 	}
 	req.provider = string(src.Spec.Provider)
-	provider := registry.Lookup(src.Spec.Provider)
-	if provider == nil {
-		return nil, s.notReady("unknown provider " + string(src.Spec.Provider))
+	provider, err := registry.ForSource(src)
+	if err != nil {
+		return nil, s.notReady(err.Error())
 	}
 	if src.Spec.Suspend {
 		return nil, &rejection{status: http.StatusServiceUnavailable, reason: reasonSourceSuspended, message: "the source is suspended", retryAfter: s.opts.RetryAfter}

@@ -34,6 +34,7 @@ import (
 
 	crmv1alpha1 "github.com/customer-operator/customer-operator/api/v1alpha1"
 	"github.com/customer-operator/customer-operator/webhookserver/providers"
+	"github.com/customer-operator/customer-operator/webhookserver/providers/generic"
 )
 
 // Reasons of the Warning Events the webhook server raises on a CustomerSource.
@@ -256,6 +257,7 @@ func (s *Server) sweep(ctx context.Context) error {
 	for uid, st := range s.sources {
 		if !live[uid] {
 			delete(s.sources, uid)
+			generic.Forget(uid)
 			gone = append(gone, st.ref.Namespace+"/"+st.ref.Name)
 			continue
 		}

@@ -162,7 +162,8 @@ func createSource(ns, name string, provider crmv1alpha1.Provider, secret map[str
 	Expect(k8sClient.Create(ctx, src)).To(Succeed())
 	// Wait until the server's caches hold the source and, for a source that can
 	// serve, its Secret too: until then it answers 404, then 503.
-	ready := !src.Spec.Suspend && registry.Lookup(provider).ValidateSecret(secret) == nil
+	p, err := registry.ForSource(src)
+	ready := !src.Spec.Suspend && err == nil && p.ValidateSecret(secret) == nil
 	Eventually(func() bool {
 		code, _ := post(ns, name, []byte("{"), http.Header{})
 		return code != http.StatusNotFound && (!ready || code != http.StatusServiceUnavailable)

@@ -58,13 +58,16 @@ const (
 	ReasonSecretNotFound = "SecretNotFound"
 	ReasonSecretInvalid  = "SecretInvalid"
 	ReasonSuspended      = "Suspended"
-	ReasonSynced         = "Synced"
-	ReasonNoSinks        = "NoSinks"
-	ReasonDelivering     = "Delivering"
-	ReasonDeliveryFailed = "DeliveryFailed"
-	ReasonSinkNotReady   = "SinkNotReady"
-	ReasonEndpointGone   = "EndpointGone"
-	ReasonTombstone      = "Tombstone"
+	// ReasonInvalidExpression: a generic source's CEL expression does not
+	// compile, type-check or fit the cost limit.
+	ReasonInvalidExpression = "InvalidExpression"
+	ReasonSynced            = "Synced"
+	ReasonNoSinks           = "NoSinks"
+	ReasonDelivering        = "Delivering"
+	ReasonDeliveryFailed    = "DeliveryFailed"
+	ReasonSinkNotReady      = "SinkNotReady"
+	ReasonEndpointGone      = "EndpointGone"
+	ReasonTombstone         = "Tombstone"
 )
 
 // ReasonAddressNotAllowed: the sink's URL resolves to an address the operator's
@@ -73,7 +76,7 @@ const (
 const ReasonAddressNotAllowed = "AddressNotAllowed"
 
 // Provider names a payment or commerce provider that sends customer webhooks.
-// +kubebuilder:validation:Enum=phasio;smarterpay;gettrx;payway
+// +kubebuilder:validation:Enum=phasio;smarterpay;gettrx;payway;generic
 type Provider string
 
 const (
@@ -81,6 +84,8 @@ const (
 	ProviderSmarterPay Provider = "smarterpay"
 	ProviderGETTRX     Provider = "gettrx"
 	ProviderPayway     Provider = "payway"
+	// ProviderGeneric is configured by the source's spec.generic, not compiled in.
+	ProviderGeneric Provider = "generic"
 )
 
 // Lifecycle is where a customer stands with its provider.

@@ -47,14 +47,23 @@ type RateLimit struct {
 }
 
 // CustomerSourceSpec describes an inbound provider endpoint.
+// +kubebuilder:validation:XValidation:rule="(self.provider == 'generic') == has(self.generic)",message="generic is set exactly when provider is generic",fieldPath=".generic"
 type CustomerSourceSpec struct {
-	// Provider that posts to this source: phasio, smarterpay, gettrx or payway.
+	// Provider that posts to this source: phasio, smarterpay, gettrx, payway, or
+	// generic (described by spec.generic).
 	// +required
 	Provider Provider `json:"provider"`
 
+	// Generic describes the provider when provider is generic: authentication,
+	// events and mapping.
+	// +optional
+	Generic *GenericSource `json:"generic,omitempty"`
+
 	// SecretRef names the Secret (same namespace) with the provider's credentials.
 	// Keys: phasio "secret" (Base64 URL-safe 32-byte key); smarterpay "secret" and/or
-	// "username"+"password"; gettrx "secret"; payway "username"+"password" or "token".
+	// "username"+"password"; gettrx "secret"; payway "username"+"password" or "token";
+	// generic "secret" (standardWebhooks, hmac), "username"+"password" (basic) or
+	// "token" (bearer).
 	// Every provider also accepts "previousSecret" (or "previousPassword",
 	// "previousToken") during a rotation.
 	// +required

@@ -195,8 +195,9 @@ func send(ctx context.Context, o *options) (bool, error) {
 
 	provider := crmv1alpha1.Provider(o.provider)
 	secret := map[string][]byte{}
+	sim, _ := simulator(provider)
 	if provider == "" || len(o.secret) == 0 {
-		provider, secret, err = fromCluster(ctx, o)
+		sim, provider, secret, err = fromCluster(ctx, o)
 		if err != nil {
 			return false, err
 		}
@@ -204,7 +205,6 @@ func send(ctx context.Context, o *options) (bool, error) {
 	for k, v := range o.secret {
 		secret[k] = v
 	}
-	sim, _ := simulator(provider)
 
 	target := strings.TrimSuffix(o.url, "/") + "/hooks/" + o.namespace + "/" + o.name
 	hc := &http.Client{Timeout: o.timeout}
@@ -248,47 +248,56 @@ func send(ctx context.Context, o *options) (bool, error) {
 	}
 }
 
-// fromCluster reads the provider from the CustomerSource and the data of its Secret.
-func fromCluster(ctx context.Context, o *options) (crmv1alpha1.Provider, map[string][]byte, error) {
+// fromCluster reads the provider from the CustomerSource and the data of its
+// Secret. A generic source's simulator signs as its spec.generic says.
+func fromCluster(ctx context.Context, o *options) (providers.Simulator, crmv1alpha1.Provider, map[string][]byte, error) {
 	rules := clientcmd.NewDefaultClientConfigLoadingRules()
 	rules.ExplicitPath = o.kubeconfig
 	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).ClientConfig()
 	if err != nil {
-		return "", nil, fmt.Errorf("loading the kubeconfig (or pass --provider and --secret): %w", err)
+		return nil, "", nil, fmt.Errorf("loading the kubeconfig (or pass --provider and --secret): %w", err)
 	}
 	scheme := runtime.NewScheme()
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
-		return "", nil, fmt.Errorf("building the scheme: %w", err)
+		return nil, "", nil, fmt.Errorf("building the scheme: %w", err)
 	}
 	if err := crmv1alpha1.AddToScheme(scheme); err != nil {
-		return "", nil, fmt.Errorf("building the scheme: %w", err)
+		return nil, "", nil, fmt.Errorf("building the scheme: %w", err)
 	}
 	c, err := client.New(cfg, client.Options{Scheme: scheme})
 	if err != nil {
-		return "", nil, fmt.Errorf("creating a client for %s: %w", cfg.Host, err)
+		return nil, "", nil, fmt.Errorf("creating a client for %s: %w", cfg.Host, err)
 	}
 
 	var src crmv1alpha1.CustomerSource
 	if err := c.Get(ctx, types.NamespacedName{Namespace: o.namespace, Name: o.name}, &src); err != nil {
-		return "", nil, fmt.Errorf("reading CustomerSource %s: %w", o.source, err)
+		return nil, "", nil, fmt.Errorf("reading CustomerSource %s: %w", o.source, err)
 	}
 	provider := src.Spec.Provider
 	if o.provider != "" {
 		provider = crmv1alpha1.Provider(o.provider)
 	}
-	if _, ok := simulator(provider); !ok {
-		return "", nil, fmt.Errorf("CustomerSource %s has provider %q, which has no simulator", o.source, provider)
+	sim, ok := simulator(provider)
+	if provider == src.Spec.Provider {
+		bound, err := registry.ForSource(&src)
+		if err != nil {
+			return nil, "", nil, fmt.Errorf("CustomerSource %s: %w", o.source, err)
+		}
+		sim, ok = bound.(providers.Simulator)
+	}
+	if !ok {
+		return nil, "", nil, fmt.Errorf("CustomerSource %s has provider %q, which has no simulator", o.source, provider)
 	}
 	var secret corev1.Secret
 	key := types.NamespacedName{Namespace: o.namespace, Name: src.Spec.SecretRef.Name}
 	if err := c.Get(ctx, key, &secret); err != nil {
-		return "", nil, fmt.Errorf("reading the Secret %s of CustomerSource %s: %w", key, o.source, err)
+		return nil, "", nil, fmt.Errorf("reading the Secret %s of CustomerSource %s: %w", key, o.source, err)
 	}
 	data := make(map[string][]byte, len(secret.Data))
 	for k, v := range secret.Data {
 		data[k] = v
 	}
-	return provider, data, nil
+	return sim, provider, data, nil
 }
 
 func post(ctx context.Context, hc *http.Client, url string, body []byte, header http.Header) (int, []byte, http.Header, error) {

@@ -55,6 +55,10 @@ type Event struct {
 	// sender sent. An empty name means the field is not the sender's (the
 	// provider derives the value).
 	Fields EventFields
+	// Rejection, when set, is why the event cannot be applied although the
+	// request was authentic (a generic source's expression failed on it): the
+	// ingest path rejects it and applies the request's other events.
+	Rejection *Error
 }
 
 // EventFields name where an event's identity and time were in the request.

@@ -22,10 +22,12 @@ limitations under the License.
 package registry
 
 import (
+	"fmt"
 	"slices"
 
 	crmv1alpha1 "github.com/customer-operator/customer-operator/api/v1alpha1"
 	"github.com/customer-operator/customer-operator/webhookserver/providers"
+	"github.com/customer-operator/customer-operator/webhookserver/providers/generic"
 	"github.com/customer-operator/customer-operator/webhookserver/providers/gettrx"
 	"github.com/customer-operator/customer-operator/webhookserver/providers/payway"
 	"github.com/customer-operator/customer-operator/webhookserver/providers/phasio"
@@ -39,11 +41,27 @@ var table = map[crmv1alpha1.Provider]providers.Provider{
 	crmv1alpha1.ProviderSmarterPay: smarterpay.New(),
 	crmv1alpha1.ProviderGETTRX:     gettrx.New(),
 	crmv1alpha1.ProviderPayway:     payway.New(),
+	// The generic entry serves no request: ForSource binds it to a source.
+	crmv1alpha1.ProviderGeneric: generic.New(),
 }
 
 // Lookup returns the provider of a name, or nil.
 func Lookup(name crmv1alpha1.Provider) providers.Provider {
 	return table[name]
+}
+
+// ForSource returns the provider that serves src: the table's for a built-in
+// provider, or for a generic one the provider bound to the source's compiled
+// spec.generic. The error says why the source cannot be served: an unknown
+// provider, or an expression that does not compile (a *generic.ExpressionError).
+func ForSource(src *crmv1alpha1.CustomerSource) (providers.Provider, error) {
+	if src.Spec.Provider == crmv1alpha1.ProviderGeneric {
+		return generic.For(src)
+	}
+	if p := table[src.Spec.Provider]; p != nil {
+		return p, nil
+	}
+	return nil, fmt.Errorf("unknown provider %q", src.Spec.Provider)
 }
 
 // Names returns the registered provider names, sorted.
