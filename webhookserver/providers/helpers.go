@@ -96,6 +96,20 @@ func HasSecret(data map[string][]byte, key string) bool {
 	return len(SecretValue(data, key)) > 0
 }
 
+// HasBasicPair says whether a Secret holds Basic credentials. Half a pair is an
+// error: authentication would then require a password, or a user, it never has,
+// and refuse every delivery.
+func HasBasicPair(data map[string][]byte) (bool, error) {
+	hasUser, hasPass := HasSecret(data, KeyUsername), HasSecret(data, KeyPassword)
+	switch {
+	case hasUser && !hasPass:
+		return false, MissingSecretKey(KeyPassword)
+	case hasPass && !hasUser:
+		return false, MissingSecretKey(KeyUsername)
+	}
+	return hasUser, nil
+}
+
 // MissingSecretKey is the ValidateSecret error for an absent key. It names the key,
 // never a value.
 func MissingSecretKey(key string) error {

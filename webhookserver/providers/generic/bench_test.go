@@ -18,6 +18,7 @@ package generic_test
 
 import (
 	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/customer-operator/customer-operator/webhookserver/providers"
@@ -32,7 +33,7 @@ import (
 func BenchmarkStripeAgainstGETTRX(b *testing.B) {
 	p, secret := stripe(b)
 	stripeReq := providertest.Signed(b, p, providertest.Testdata(b, "stripe-customer-created.json"), secret, providertest.DefaultNow)
-	gettrxBody, err := os.ReadFile("../gettrx/testdata/customer-created.json")
+	gettrxBody, err := os.ReadFile(filepath.Join(providertest.SampleEvents(b), "gettrx", "customer-created.json"))
 	if err != nil {
 		b.Fatal(err)
 	}

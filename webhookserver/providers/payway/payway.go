@@ -55,14 +55,11 @@ func (*Provider) Name() crmv1alpha1.Provider { return crmv1alpha1.ProviderPayway
 // ValidateSecret requires username and password, or a token. Payway sends no
 // signature, so without one of them any request would be accepted.
 func (*Provider) ValidateSecret(data map[string][]byte) error {
-	hasUser := providers.HasSecret(data, providers.KeyUsername)
-	hasPass := providers.HasSecret(data, providers.KeyPassword)
-	switch {
-	case hasUser && !hasPass:
-		return providers.MissingSecretKey(providers.KeyPassword)
-	case hasPass && !hasUser:
-		return providers.MissingSecretKey(providers.KeyUsername)
-	case !hasUser && !providers.HasSecret(data, providers.KeyToken):
+	basic, err := providers.HasBasicPair(data)
+	if err != nil {
+		return err
+	}
+	if !basic && !providers.HasSecret(data, providers.KeyToken) {
 		return fmt.Errorf("secret keys %q and %q (or key %q) are missing or empty",
 			providers.KeyUsername, providers.KeyPassword, providers.KeyToken)
 	}

@@ -59,14 +59,11 @@ func (*Provider) Name() crmv1alpha1.Provider { return crmv1alpha1.ProviderSmarte
 // Basic pair is an error even beside a Webhook Key: Parse would require Basic
 // authentication and refuse every delivery.
 func (*Provider) ValidateSecret(data map[string][]byte) error {
-	hasUser := providers.HasSecret(data, providers.KeyUsername)
-	hasPass := providers.HasSecret(data, providers.KeyPassword)
-	switch {
-	case hasUser && !hasPass:
-		return providers.MissingSecretKey(providers.KeyPassword)
-	case hasPass && !hasUser:
-		return providers.MissingSecretKey(providers.KeyUsername)
-	case !hasUser && !providers.HasSecret(data, providers.KeySecret):
+	basic, err := providers.HasBasicPair(data)
+	if err != nil {
+		return err
+	}
+	if !basic && !providers.HasSecret(data, providers.KeySecret) {
 		return fmt.Errorf("secret key %q (or keys %q and %q) is missing or empty",
 			providers.KeySecret, providers.KeyUsername, providers.KeyPassword)
 	}
