@@ -17,7 +17,6 @@ limitations under the License.
 package webhookserver
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
 	"io"
@@ -71,11 +70,8 @@ func rawRequestFrom(from netip.Addr, baseURL, path string, header http.Header, c
 
 // readAnswer reads the answer on conn, failing if it takes longer than within.
 func readAnswer(conn net.Conn, within time.Duration) (*http.Response, []byte) {
-	ExpectWithOffset(1, conn.SetReadDeadline(time.Now().Add(within))).To(Succeed())
-	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
-	ExpectWithOffset(1, err).NotTo(HaveOccurred(), "no answer within %s", within)
-	b, _ := io.ReadAll(resp.Body)
-	_ = resp.Body.Close()
+	resp, b, ok := answerWithin(conn, within)
+	ExpectWithOffset(1, ok).To(BeTrue(), "no answer within %s", within)
 	return resp, b
 }
 

@@ -176,17 +176,23 @@ func post(ns, name string, body []byte, header http.Header) (int, []byte) {
 }
 
 func do(method, url string, body []byte, header http.Header) (int, []byte) {
+	code, _, b := doWith(http.DefaultClient, method, url, body, header)
+	return code, b
+}
+
+// doWith sends a request with c and returns the answer's status, headers and body.
+func doWith(c *http.Client, method, url string, body []byte, header http.Header) (int, http.Header, []byte) {
 	req, err := http.NewRequest(method, url, bytes.NewReader(body))
-	Expect(err).NotTo(HaveOccurred())
+	ExpectWithOffset(2, err).NotTo(HaveOccurred())
 	for k, v := range header {
 		req.Header[k] = v
 	}
-	resp, err := http.DefaultClient.Do(req)
-	Expect(err).NotTo(HaveOccurred())
+	resp, err := c.Do(req)
+	ExpectWithOffset(2, err).NotTo(HaveOccurred())
 	defer func() { _ = resp.Body.Close() }()
 	b, err := io.ReadAll(resp.Body)
-	Expect(err).NotTo(HaveOccurred())
-	return resp.StatusCode, b
+	ExpectWithOffset(2, err).NotTo(HaveOccurred())
+	return resp.StatusCode, resp.Header, b
 }
 
 // send signs (and for Phasio encrypts) a plaintext exactly as its provider does,

@@ -40,17 +40,8 @@ func doFrom(from netip.Addr, url string, body []byte, header http.Header) (int, 
 	d := &net.Dialer{Timeout: 5 * time.Second, LocalAddr: &net.TCPAddr{IP: from.AsSlice()}}
 	tr := &http.Transport{DialContext: d.DialContext, DisableKeepAlives: true}
 	defer tr.CloseIdleConnections()
-	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
-	ExpectWithOffset(1, err).NotTo(HaveOccurred())
-	for k, v := range header {
-		req.Header[k] = v
-	}
-	resp, err := (&http.Client{Transport: tr, Timeout: 20 * time.Second}).Do(req)
-	ExpectWithOffset(1, err).NotTo(HaveOccurred())
-	defer func() { _ = resp.Body.Close() }()
-	b, err := io.ReadAll(resp.Body)
-	ExpectWithOffset(1, err).NotTo(HaveOccurred())
-	return resp.StatusCode, b, resp.Header
+	code, h, b := doWith(&http.Client{Transport: tr, Timeout: 20 * time.Second}, http.MethodPost, url, body, header)
+	return code, b, h
 }
 
 // waitServed waits until the server at srvURL knows the source: its cache
