@@ -196,11 +196,12 @@ func (p AddressPolicy) control(_ context.Context, _, address string, _ syscall.R
 	return p.Check(ap.Addr())
 }
 
-// dialContext dials with the policy enforced at connect time. It also checks
+// DialContext dials with the policy enforced at connect time. It also checks
 // every address the host resolves to first, so that a name with one allowed and
 // one denied address is refused as a whole, as CheckURL reports it, rather than
-// sometimes delivered to.
-func (p AddressPolicy) dialContext(d *net.Dialer) func(ctx context.Context, network, address string) (net.Conn, error) {
+// sometimes delivered to. Every sender's connections (HTTP, database, broker)
+// are made through it.
+func (p AddressPolicy) DialContext(d *net.Dialer) func(ctx context.Context, network, address string) (net.Conn, error) {
 	d.ControlContext = p.control
 	return func(ctx context.Context, network, address string) (net.Conn, error) {
 		host, _, err := net.SplitHostPort(address)

@@ -74,6 +74,10 @@ type Result struct {
 	RetryAfter time.Duration
 	// Gone is true on 410: the sink says the endpoint will never accept again.
 	Gone bool
+	// Refused is true when a sink that is not HTTP rejected this Customer's
+	// content (a constraint, a record too large): like an HTTP 4xx, the Customer
+	// is retried with its own backoff and the sink is not paused.
+	Refused bool
 	// Err is nil only when the sink answered 2xx. Its message is short, meant
 	// for status and Events, and free of secrets and of anything the sink sent:
 	// an answer is an *HTTPError (status code, reason phrase, Retry-After); a
@@ -372,7 +376,7 @@ func newHTTPClient(ca []byte, policy AddressPolicy, responseHeaderTimeout time.D
 	}
 	transport := &http.Transport{
 		Proxy:                 proxyWithPolicy(policy),
-		DialContext:           policy.dialContext(&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}),
+		DialContext:           policy.DialContext(&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}),
 		TLSClientConfig:       tlsConfig,
 		ForceAttemptHTTP2:     true,
 		MaxIdleConns:          100,

@@ -209,6 +209,13 @@ func cloudEventsSource(namespace string) string {
 	return "/apis/" + crmv1alpha1.GroupVersion.String() + "/namespaces/" + namespace + "/customers"
 }
 
+// Encode renders ev as the HTTP sink of that format sends it: the body and its
+// content type. Sinks of other types send the same bytes, so that a consumer
+// reads one shape whatever carried it.
+func Encode(format crmv1alpha1.SinkFormat, fields []crmv1alpha1.CustomerField, ev Event) (body []byte, contentType string, err error) {
+	return encode(format, fields, ev)
+}
+
 // encode renders ev in format; an empty format is the CRD default, standard-webhooks.
 // fields, when not nil, projects the Customer's spec (see projectSpec).
 func encode(format crmv1alpha1.SinkFormat, fields []crmv1alpha1.CustomerField, ev Event) (body []byte, contentType string, err error) {

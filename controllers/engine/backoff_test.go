@@ -41,6 +41,8 @@ func TestClassify(t *testing.T) {
 		{"503 with Retry-After", delivery.Result{StatusCode: 503, RetryAfter: time.Second, Err: failure}, throttled},
 		{"500", delivery.Result{StatusCode: 500, Err: failure}, failed},
 		{"302 is not followed", delivery.Result{StatusCode: 302, Err: failure}, failed},
+		{"a refused record is the content", delivery.Result{Refused: true, Err: failure}, refused},
+		{"a broker down is the sink", delivery.Result{Err: failure}, failed},
 		{"no answer", delivery.Result{Err: failure}, failed},
 		{"410", delivery.Result{StatusCode: 410, Gone: true, Err: failure}, gone},
 	} {

@@ -696,6 +696,8 @@ func classify(res delivery.Result) class {
 		return acknowledged
 	case res.Gone:
 		return gone
+	case res.Refused:
+		return refused
 	case res.RetryAfter > 0:
 		return throttled
 	case code >= 400 && code < 500 && code != 408 && code != 409 && code != 429:
