@@ -17,12 +17,9 @@ limitations under the License.
 package generic
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"math"
 	"reflect"
 	"strconv"
@@ -37,6 +34,7 @@ import (
 	"github.com/google/cel-go/common/types/ref"
 	"github.com/google/cel-go/common/types/traits"
 	"github.com/google/cel-go/ext"
+	"github.com/google/cel-go/interpreter"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	crmv1alpha1 "github.com/customer-operator/customer-operator/api/v1alpha1"
@@ -126,6 +124,16 @@ var newEnv = sync.OnceValues(func() (*cel.Env, error) {
 		cel.DefaultUTCTimeZone(true),
 		cel.ParserExpressionSizeLimit(crmv1alpha1.MaxExpressionLength),
 	)
+})
+
+// newCombinedEnv is newEnv for the program combine makes of a source's
+// expressions, each of which newEnv has bounded already.
+var newCombinedEnv = sync.OnceValues(func() (*cel.Env, error) {
+	env, err := newEnv()
+	if err != nil {
+		return nil, err
+	}
+	return env.Extend(cel.ParserExpressionSizeLimit(maxCombined * (crmv1alpha1.MaxExpressionLength + len("(\n\n),"))))
 })
 
 // ExpressionError is an expression that does not compile, type-check or fit
@@ -228,7 +236,11 @@ func (r result) String() string {
 // program is one compiled expression.
 type program struct {
 	field string
+	src   string
 	prg   cel.Program
+	// slot is the expression's place in the result of the source's combined
+	// program (see combine), or -1.
+	slot int
 }
 
 func compileOne(env *cel.Env, l Limits, field string, expr crmv1alpha1.Expression, want result) (*program, error) {
@@ -256,7 +268,7 @@ func compileOne(env *cel.Env, l Limits, field string, expr crmv1alpha1.Expressio
 	if err != nil {
 		return nil, &ExpressionError{Field: field, Message: err.Error()}
 	}
-	return &program{field: field, prg: prg}, nil
+	return &program{field: field, src: string(expr), prg: prg, slot: -1}, nil
 }
 
 // compiled is a generic source's expressions, ready to run.
@@ -273,6 +285,9 @@ type compiled struct {
 	taxExempt, approved                                                            *program
 	contacts, addresses, attributes                                                *program
 	createdAt, updatedAt                                                           *program
+
+	// all is the event's expressions as one program (see combine), or nil.
+	all cel.Program
 }
 
 // Compile compiles and type-checks every expression of spec and estimates its
@@ -328,6 +343,7 @@ func Compile(spec *crmv1alpha1.GenericSource) (*compiled, error) {
 		}
 		*e.dst = p
 	}
+	c.all = c.combine()
 	c.fields = providers.EventFields{ID: c.id.field}
 	if c.typ != nil {
 		c.fields.Type = c.typ.field
@@ -338,49 +354,119 @@ func Compile(spec *crmv1alpha1.GenericSource) (*compiled, error) {
 	return c, nil
 }
 
-// decodeBody decodes JSON with integers kept as integers, so that an id of
-// 123 is 123 and not 1.23e+02 in CEL.
-func decodeBody(body []byte) (any, *providers.Error) {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
-		return nil, providers.JSONError(err, "")
+// maxCombined bounds the expressions combine puts into one program.
+const maxCombined = 32
+
+// combine makes one program of an event's expressions, so that an event is
+// one evaluation, with one activation and one cost tracker, rather than one
+// per expression. The program gives a list with each expression's value at
+// its slot; an ignored event gives only ignore's, as reading the event stops
+// there. Each expression has been compiled, type-checked and estimated on
+// its own; the combined program runs them under the runtime cost limit of
+// the whole event. An event it fails on is run again expression by
+// expression (eventRun), which names the expression that failed. nil if it
+// does not compile: the expressions' own programs are enough.
+func (c *compiled) combine() cel.Program {
+	env, err := newCombinedEnv()
+	if err != nil {
+		return nil
 	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return nil, providers.Malformed("", "body holds more than one JSON value")
+	var src strings.Builder
+	if c.ignore != nil {
+		c.ignore.slot = 0
+		src.WriteString("(\n" + c.ignore.src + "\n) ? [true] : ")
 	}
-	return numbers(v), nil
+	// Slot 0 is ignore's: false whenever the rest are evaluated.
+	src.WriteString("[false")
+	slot := 1
+	for _, p := range c.perEvent() {
+		if p == nil || p == c.ignore {
+			continue
+		}
+		p.slot = slot
+		slot++
+		// The newlines end a trailing // comment.
+		src.WriteString(",(\n" + p.src + "\n)")
+	}
+	src.WriteString("]")
+	ast, iss := env.Compile(src.String())
+	if iss.Err() != nil {
+		return nil
+	}
+	prg, err := env.Program(ast, cel.CostLimit(c.l.RuntimeCost), cel.CostTracking(sizeCost{}), cel.EvalOptions(cel.OptOptimize))
+	if err != nil {
+		return nil
+	}
+	return prg
 }
 
-func numbers(v any) any {
-	switch x := v.(type) {
-	case map[string]any:
-		for k, e := range x {
-			x[k] = numbers(e)
-		}
-	case []any:
-		for i, e := range x {
-			x[i] = numbers(e)
-		}
-	case json.Number:
-		if n, err := x.Int64(); err == nil {
-			return n
-		}
-		f, _ := x.Float64()
-		return f
-	}
-	return v
+// perEvent is the expressions run per event, in the order they are read.
+func (c *compiled) perEvent() []*program {
+	return []*program{c.ignore, c.id, c.externalID, c.typ, c.at, c.deleted,
+		c.displayName, c.companyName, c.email, c.phone, c.taxID, c.language, c.lifecycle, c.taxExempt, c.approved,
+		c.contacts, c.addresses, c.attributes, c.createdAt, c.updatedAt}
 }
 
-// eventRun evaluates one event's expressions within its cost budget.
+// vars are the expressions' variables; a request's events share one, with
+// the event replaced.
+type vars struct {
+	body, event any
+	headers     map[string]string
+}
+
+var _ interpreter.Activation = (*vars)(nil)
+
+func (v *vars) ResolveName(name string) (any, bool) {
+	switch name {
+	case varBody:
+		return v.body, true
+	case varHeaders:
+		return v.headers, true
+	case varEvent:
+		return v.event, true
+	}
+	return nil, false
+}
+
+func (*vars) Parent() interpreter.Activation { return nil }
+
+// eventRun evaluates one event's expressions within its cost budget: all at
+// once with the combined program, or, when there is none or it failed, one
+// by one, so that a failure names its expression and the event's cost is
+// the sum of the expressions read before it.
 type eventRun struct {
-	vars  map[string]any
+	vars *vars
+	// all is the combined program's result, by slot.
+	all   traits.Lister
 	spent uint64
 	limit uint64
 }
 
+// runAll runs the combined program; false if the event is to be run
+// expression by expression.
+func (r *eventRun) runAll(all cel.Program) bool {
+	r.all, r.spent = nil, 0
+	if all == nil {
+		return false
+	}
+	out, _, err := all.Eval(r.vars)
+	if err != nil {
+		return false
+	}
+	l, ok := out.(traits.Lister)
+	if !ok {
+		return false
+	}
+	r.all = l
+	return true
+}
+
 func (r *eventRun) eval(p *program) (ref.Val, error) {
+	if r.all != nil && p.slot >= 0 {
+		if n, _ := r.all.Size().(types.Int); int64(p.slot) < int64(n) {
+			return r.all.Get(types.Int(p.slot)), nil
+		}
+	}
 	out, det, err := p.prg.Eval(r.vars)
 	if det != nil && det.ActualCost() != nil {
 		r.spent += *det.ActualCost()
@@ -576,32 +662,33 @@ func list[T any](r *eventRun, p *program, limit int, slotOf func(*T, string) slo
 		if !ok {
 			return nil, &ExpressionError{Field: p.field, Message: fmt.Sprintf("item %d is not a map", i)}
 		}
-		for it := m.Iterator(); it.HasNext() == types.True; {
-			k := it.Next()
+		err := entries(m, func(k, val ref.Val) error {
 			key, ok := k.(types.String)
 			if !ok {
-				return nil, &ExpressionError{Field: p.field, Message: fmt.Sprintf("item %d has a key that is not a string", i)}
+				return &ExpressionError{Field: p.field, Message: fmt.Sprintf("item %d has a key that is not a string", i)}
 			}
 			sl := slotOf(&out[i], string(key))
-			val := m.Get(k)
 			switch x := val.(type) {
 			case types.Null:
-				continue
+				return nil
 			case types.String:
 				if sl.str != nil {
 					*sl.str = string(x)
-					continue
+					return nil
 				}
 			case types.Bool:
 				if sl.b != nil {
 					*sl.b = providers.BoolPtr(bool(x))
-					continue
+					return nil
 				}
 			}
 			if sl.str == nil && sl.b == nil {
-				return nil, &ExpressionError{Field: p.field, Message: fmt.Sprintf("item %d: unknown field %q", i, key)}
+				return &ExpressionError{Field: p.field, Message: fmt.Sprintf("item %d: unknown field %q", i, key)}
 			}
-			return nil, &ExpressionError{Field: p.field, Message: fmt.Sprintf("item %d: field %q is %s", i, key, val.Type().TypeName())}
+			return &ExpressionError{Field: p.field, Message: fmt.Sprintf("item %d: field %q is %s", i, key, val.Type().TypeName())}
+		})
+		if err != nil {
+			return nil, err
 		}
 	}
 	return out, nil
@@ -620,8 +707,12 @@ func (r *eventRun) attributes(p *program) (map[string]string, error) {
 	if _, ok := v.(types.Null); ok {
 		return nil, nil
 	}
-	if _, ok := v.(traits.Mapper); !ok {
+	mv, ok := v.(traits.Mapper)
+	if !ok {
 		return nil, mistyped(p, v, resMap)
+	}
+	if m, ok := stringAttributes(mv); ok {
+		return m, nil
 	}
 	native, err := v.ConvertToNative(structValueType)
 	if err != nil {
@@ -643,4 +734,61 @@ func (r *eventRun) attributes(p *program) (map[string]string, error) {
 		}
 	}
 	return m, nil
+}
+
+// stringAttributes is attributes for a map of strings and nulls, read as it
+// is; false for any other, which is converted to JSON as a whole.
+func stringAttributes(mv traits.Mapper) (map[string]string, bool) {
+	var m map[string]string
+	err := entries(mv, func(k, v ref.Val) error {
+		key, ok := k.(types.String)
+		if !ok {
+			return errNotString
+		}
+		switch x := v.(type) {
+		case types.Null:
+		case types.String:
+			if x != "" {
+				if m == nil {
+					m = make(map[string]string)
+				}
+				m[string(key)] = string(x)
+			}
+		default:
+			return errNotString
+		}
+		return nil
+	})
+	return m, err == nil
+}
+
+var errNotString = errors.New("not a string")
+
+// entries calls fn with each key and value of m until it returns an error.
+// The maps an expression makes and the objects of the body are ranged over
+// as the Go maps they hold; CEL's own iterator reflects on each entry.
+func entries(m traits.Mapper, fn func(k, v ref.Val) error) error {
+	switch native := m.Value().(type) {
+	case map[ref.Val]ref.Val:
+		for k, v := range native {
+			if err := fn(k, v); err != nil {
+				return err
+			}
+		}
+		return nil
+	case map[string]any:
+		for k, v := range native {
+			if err := fn(types.String(k), types.DefaultTypeAdapter.NativeToValue(v)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	for it := m.Iterator(); it.HasNext() == types.True; {
+		k := it.Next()
+		if err := fn(k, m.Get(k)); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -142,14 +142,15 @@ func (p *Provider) Parse(req *providers.Request) (*providers.Result, error) {
 			headers[strings.ToLower(k)] = v[0]
 		}
 	}
+	act := &vars{body: body, headers: headers}
 	items := []any{body}
 	if p.c.items == nil {
 		// The body is the event: an event's failure is the request's.
-		if _, ok := body.(map[string]any); !ok {
+		if _, ok := body.(traits.Mapper); !ok {
 			return nil, providers.Malformed("", "body is not a JSON object")
 		}
 	} else {
-		run := &eventRun{vars: map[string]any{varBody: body, varHeaders: headers, varEvent: nil}, limit: p.c.l.RuntimeCost}
+		run := &eventRun{vars: act, limit: p.c.l.RuntimeCost}
 		v, err := run.eval(p.c.items)
 		if err != nil {
 			return nil, requestError(err)
@@ -170,8 +171,10 @@ func (p *Provider) Parse(req *providers.Request) (*providers.Result, error) {
 	}
 	res := &providers.Result{Events: make([]providers.Event, 0, len(items))}
 	now := providers.RequestNow(req)
+	run := &eventRun{vars: act, limit: p.c.l.RuntimeCost}
 	for _, item := range items {
-		run := &eventRun{vars: map[string]any{varBody: body, varHeaders: headers, varEvent: item}, limit: p.c.l.RuntimeCost}
+		act.event = item
+		run.runAll(p.c.all)
 		ev, ignored := p.c.event(run, now)
 		if ev.Rejection != nil && p.c.items == nil {
 			return nil, ev.Rejection
