@@ -19,6 +19,7 @@ package generic_test
 import (
 	"errors"
 	"net/http"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -35,11 +36,22 @@ var bearer = crmv1alpha1.GenericAuthentication{Bearer: &crmv1alpha1.HeaderAuthen
 
 var token = map[string][]byte{"token": []byte("t")}
 
+// run parses body with the source g describes. Its events run as one
+// program, falling back to the expressions one by one for an event that
+// program fails on: run checks that expression by expression alone gives
+// the same.
 func run(t *testing.T, g *crmv1alpha1.GenericSource, body string, maxEvents int) (*providers.Result, *providers.Error) {
 	t.Helper()
 	p := bind(t, g)
-	res, err := p.Parse(&providers.Request{Header: hdr("Authorization", "Bearer t", "X-Shop", "acme"), Body: []byte(body),
-		Secret: token, Now: now, Tolerance: 5 * time.Minute, MaxEvents: maxEvents})
+	req := func() *providers.Request {
+		return &providers.Request{Header: hdr("Authorization", "Bearer t", "X-Shop", "acme"), Body: []byte(body),
+			Secret: token, Now: now, Tolerance: 5 * time.Minute, MaxEvents: maxEvents}
+	}
+	res, err := p.Parse(req())
+	alone, aloneErr := generic.ExpressionByExpression(p).Parse(req())
+	if !reflect.DeepEqual(res, alone) || !reflect.DeepEqual(err, aloneErr) {
+		t.Errorf("as one program: %+v, %v\nexpression by expression: %+v, %v", res, err, alone, aloneErr)
+	}
 	if err != nil {
 		var perr *providers.Error
 		if !errors.As(err, &perr) {

@@ -34,23 +34,23 @@ import (
 // with integers kept as integers, so that an id of 123 is 123 and not
 // 1.23e+02 in CEL.
 //
-// A valid body (encoding/json's json.Valid) is decoded straight into CEL
-// values: objects are maps of strings to CEL values, arrays lists of CEL
-// values. With cost tracking CEL takes the CEL value of every step of a
-// field selection, and Go maps and slices would be converted again at each
-// step. Strings with an escape or a non-ASCII byte are decoded by
-// encoding/json, so every string is what encoding/json makes of it. An
-// invalid body is decoded by encoding/json for its error.
+// The body is decoded straight into CEL values: objects are maps of strings
+// to CEL values, arrays lists of CEL values. With cost tracking CEL takes the
+// CEL value of every step of a field selection, and Go maps and slices would
+// be converted again at each step. A string with an escape or a non-ASCII
+// byte is decoded by encoding/json, so every string is what encoding/json
+// makes of it. A body this decoder does not take (invalid JSON, or deeper
+// than encoding/json allows) is decoded by encoding/json, for its error.
 func decodeBody(body []byte) (ref.Val, *providers.Error) {
-	if !json.Valid(body) {
-		v, err := decodeSlowly(body)
-		if err != nil {
-			return nil, err
-		}
-		return types.DefaultTypeAdapter.NativeToValue(v), nil
-	}
 	d := jsonDecoder{data: body}
-	return d.value(), nil
+	if v, ok := d.document(); ok {
+		return v, nil
+	}
+	v, err := decodeSlowly(body)
+	if err != nil {
+		return nil, err
+	}
+	return types.DefaultTypeAdapter.NativeToValue(v), nil
 }
 
 // decodeSlowly is encoding/json's decoding, numbers decoded as json.Number
@@ -88,10 +88,24 @@ func numbers(v any) any {
 	return v
 }
 
-// jsonDecoder decodes JSON that json.Valid accepted: it checks no syntax.
+// maxDepth is encoding/json's limit on nested objects and arrays.
+const maxDepth = 10000
+
+// jsonDecoder decodes one JSON value (RFC 8259, as encoding/json reads it).
+// Each method returns false on anything it does not take, and the body is
+// then left to encoding/json.
 type jsonDecoder struct {
 	data []byte
 	i    int
+}
+
+func (d *jsonDecoder) document() (ref.Val, bool) {
+	v, ok := d.value(0)
+	if !ok {
+		return nil, false
+	}
+	d.space()
+	return v, d.i == len(d.data)
 }
 
 func (d *jsonDecoder) space() {
@@ -105,98 +119,201 @@ func (d *jsonDecoder) space() {
 	}
 }
 
-func (d *jsonDecoder) value() ref.Val {
+// next skips white space and reports whether the next byte is c, taking it.
+func (d *jsonDecoder) next(c byte) bool {
 	d.space()
+	if d.i < len(d.data) && d.data[d.i] == c {
+		d.i++
+		return true
+	}
+	return false
+}
+
+func (d *jsonDecoder) literal(text string, v ref.Val) (ref.Val, bool) {
+	if !bytes.HasPrefix(d.data[d.i:], []byte(text)) {
+		return nil, false
+	}
+	d.i += len(text)
+	return v, true
+}
+
+func (d *jsonDecoder) value(depth int) (ref.Val, bool) {
+	d.space()
+	if d.i == len(d.data) {
+		return nil, false
+	}
 	switch d.data[d.i] {
 	case '{':
-		d.i++
-		m := make(map[string]any)
-		for {
-			d.space()
-			switch d.data[d.i] {
-			case '}':
-				d.i++
-				return types.NewStringInterfaceMap(types.DefaultTypeAdapter, m)
-			case ',':
-				d.i++
-				d.space()
-			}
-			k := d.string()
-			d.space()
-			d.i++ // ':'
-			// A later duplicate replaces an earlier one, as in encoding/json.
-			m[k] = d.value()
-			d.space()
-		}
+		return d.object(depth + 1)
 	case '[':
-		d.i++
-		l := []ref.Val{}
+		return d.array(depth + 1)
+	case '"':
+		s, ok := d.string()
+		return types.String(s), ok
+	case 't':
+		return d.literal("true", types.True)
+	case 'f':
+		return d.literal("false", types.False)
+	case 'n':
+		return d.literal("null", types.NullValue)
+	}
+	return d.number()
+}
+
+func (d *jsonDecoder) object(depth int) (ref.Val, bool) {
+	if depth > maxDepth {
+		return nil, false
+	}
+	d.i++ // {
+	m := make(map[string]any)
+	if !d.next('}') {
 		for {
 			d.space()
-			switch d.data[d.i] {
-			case ']':
-				d.i++
-				return types.NewRefValList(types.DefaultTypeAdapter, l)
-			case ',':
-				d.i++
+			if d.i == len(d.data) || d.data[d.i] != '"' {
+				return nil, false
 			}
-			l = append(l, d.value())
+			name, ok := d.string()
+			if !ok || !d.next(':') {
+				return nil, false
+			}
+			v, ok := d.value(depth)
+			if !ok {
+				return nil, false
+			}
+			// A later duplicate replaces an earlier one, as in encoding/json.
+			m[name] = v
+			if d.next('}') {
+				break
+			}
+			if !d.next(',') {
+				return nil, false
+			}
 		}
-	case '"':
-		return types.String(d.string())
-	case 't':
-		d.i += len("true")
-		return types.True
-	case 'f':
-		d.i += len("false")
-		return types.False
-	case 'n':
-		d.i += len("null")
-		return types.NullValue
 	}
+	return types.NewStringInterfaceMap(types.DefaultTypeAdapter, m), true
+}
+
+func (d *jsonDecoder) array(depth int) (ref.Val, bool) {
+	if depth > maxDepth {
+		return nil, false
+	}
+	d.i++ // [
+	l := []ref.Val{}
+	if !d.next(']') {
+		for {
+			v, ok := d.value(depth)
+			if !ok {
+				return nil, false
+			}
+			l = append(l, v)
+			if d.next(']') {
+				break
+			}
+			if !d.next(',') {
+				return nil, false
+			}
+		}
+	}
+	return types.NewRefValList(types.DefaultTypeAdapter, l), true
+}
+
+// number takes -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?: an integer if
+// it is one that fits 64 bits, else a float (±Inf beyond a float's range),
+// as numbers makes of a json.Number.
+func (d *jsonDecoder) number() (ref.Val, bool) {
 	start := d.i
-	for d.i < len(d.data) && isNumberByte(d.data[d.i]) {
+	if d.i < len(d.data) && d.data[d.i] == '-' {
 		d.i++
 	}
-	// An integer if it is one that fits 64 bits, else a float (±Inf beyond a
-	// float's range), as numbers makes of a json.Number.
+	switch {
+	case d.i < len(d.data) && d.data[d.i] == '0':
+		d.i++
+	case d.digits() == 0:
+		return nil, false
+	}
+	if d.i < len(d.data) && d.data[d.i] == '.' {
+		d.i++
+		if d.digits() == 0 {
+			return nil, false
+		}
+	}
+	if d.i < len(d.data) && (d.data[d.i] == 'e' || d.data[d.i] == 'E') {
+		d.i++
+		if d.i < len(d.data) && (d.data[d.i] == '+' || d.data[d.i] == '-') {
+			d.i++
+		}
+		if d.digits() == 0 {
+			return nil, false
+		}
+	}
 	n := string(d.data[start:d.i])
 	if i, err := strconv.ParseInt(n, 10, 64); err == nil {
-		return types.Int(i)
+		return types.Int(i), true
 	}
 	f, _ := strconv.ParseFloat(n, 64)
-	return types.Double(f)
+	return types.Double(f), true
 }
 
-func isNumberByte(c byte) bool {
-	return '0' <= c && c <= '9' || c == '-' || c == '+' || c == '.' || c == 'e' || c == 'E'
-}
-
-// string decodes the string at d.i: one of plain ASCII as it is, any other
-// by encoding/json, for its escapes and its handling of invalid UTF-8.
-func (d *jsonDecoder) string() string {
+func (d *jsonDecoder) digits() int {
 	start := d.i
-	d.i++
-	plain := true
-	for d.data[d.i] != '"' {
-		c := d.data[d.i]
-		switch {
-		case c == '\\':
-			plain = false
-			d.i += 2
-			continue
-		case c >= utf8.RuneSelf:
-			plain = false
-		}
+	for d.i < len(d.data) && '0' <= d.data[d.i] && d.data[d.i] <= '9' {
 		d.i++
 	}
-	d.i++
-	quoted := d.data[start:d.i]
-	if plain {
-		return string(quoted[1 : len(quoted)-1])
+	return d.i - start
+}
+
+// string takes the string at d.i: plain ASCII as it is, any other by
+// encoding/json, for its escapes and its handling of invalid UTF-8.
+func (d *jsonDecoder) string() (string, bool) {
+	start := d.i
+	d.i++ // "
+	plain := true
+	for {
+		if d.i == len(d.data) {
+			return "", false
+		}
+		c := d.data[d.i]
+		switch {
+		case c == '"':
+			d.i++
+			quoted := d.data[start:d.i]
+			if plain {
+				return string(quoted[1 : len(quoted)-1]), true
+			}
+			var s string
+			if err := json.Unmarshal(quoted, &s); err != nil {
+				return "", false
+			}
+			return s, true
+		case c < ' ':
+			return "", false
+		case c == '\\':
+			plain = false
+			d.i++
+			if d.i == len(d.data) {
+				return "", false
+			}
+			switch d.data[d.i] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				d.i++
+			case 'u':
+				if d.i+4 >= len(d.data) {
+					return "", false
+				}
+				for _, h := range d.data[d.i+1 : d.i+5] {
+					if !('0' <= h && h <= '9' || 'a' <= h && h <= 'f' || 'A' <= h && h <= 'F') {
+						return "", false
+					}
+				}
+				d.i += 5
+			default:
+				return "", false
+			}
+		default:
+			if c >= utf8.RuneSelf {
+				plain = false
+			}
+			d.i++
+		}
 	}
-	var s string
-	// Cannot fail: json.Valid accepted the body, and so the string.
-	_ = json.Unmarshal(quoted, &s)
-	return s
 }
