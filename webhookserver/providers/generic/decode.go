@@ -21,7 +21,9 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"slices"
 	"strconv"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/google/cel-go/common/types"
@@ -42,15 +44,19 @@ import (
 // makes of it. A body this decoder does not take (invalid JSON, or deeper
 // than encoding/json allows) is decoded by encoding/json, for its error.
 func decodeBody(body []byte) (ref.Val, *providers.Error) {
-	d := jsonDecoder{data: body}
-	if v, ok := d.document(); ok {
+	d := decoders.Get().(*jsonDecoder)
+	d.data, d.i = body, 0
+	v, ok := d.document()
+	d.data = nil
+	decoders.Put(d)
+	if ok {
 		return v, nil
 	}
-	v, err := decodeSlowly(body)
+	native, err := decodeSlowly(body)
 	if err != nil {
 		return nil, err
 	}
-	return types.DefaultTypeAdapter.NativeToValue(v), nil
+	return types.DefaultTypeAdapter.NativeToValue(native), nil
 }
 
 // decodeSlowly is encoding/json's decoding, numbers decoded as json.Number
@@ -97,7 +103,19 @@ const maxDepth = 10000
 type jsonDecoder struct {
 	data []byte
 	i    int
+	// members and elements hold the objects and arrays being decoded, so
+	// that each is made once, at its size.
+	members  []member
+	elements []ref.Val
 }
+
+type member struct {
+	name  string
+	value ref.Val
+}
+
+// decoders keeps decoders for their members and elements.
+var decoders = sync.Pool{New: func() any { return &jsonDecoder{} }}
 
 func (d *jsonDecoder) document() (ref.Val, bool) {
 	v, ok := d.value(0)
@@ -165,7 +183,11 @@ func (d *jsonDecoder) object(depth int) (ref.Val, bool) {
 		return nil, false
 	}
 	d.i++ // {
-	m := make(map[string]any)
+	first := len(d.members)
+	defer func() {
+		clear(d.members[first:])
+		d.members = d.members[:first]
+	}()
 	if !d.next('}') {
 		for {
 			d.space()
@@ -180,8 +202,7 @@ func (d *jsonDecoder) object(depth int) (ref.Val, bool) {
 			if !ok {
 				return nil, false
 			}
-			// A later duplicate replaces an earlier one, as in encoding/json.
-			m[name] = v
+			d.members = append(d.members, member{name: name, value: v})
 			if d.next('}') {
 				break
 			}
@@ -189,6 +210,11 @@ func (d *jsonDecoder) object(depth int) (ref.Val, bool) {
 				return nil, false
 			}
 		}
+	}
+	m := make(map[string]any, len(d.members)-first)
+	for _, e := range d.members[first:] {
+		// A later duplicate replaces an earlier one, as in encoding/json.
+		m[e.name] = e.value
 	}
 	return types.NewStringInterfaceMap(types.DefaultTypeAdapter, m), true
 }
@@ -198,14 +224,18 @@ func (d *jsonDecoder) array(depth int) (ref.Val, bool) {
 		return nil, false
 	}
 	d.i++ // [
-	l := []ref.Val{}
+	first := len(d.elements)
+	defer func() {
+		clear(d.elements[first:])
+		d.elements = d.elements[:first]
+	}()
 	if !d.next(']') {
 		for {
 			v, ok := d.value(depth)
 			if !ok {
 				return nil, false
 			}
-			l = append(l, v)
+			d.elements = append(d.elements, v)
 			if d.next(']') {
 				break
 			}
@@ -214,7 +244,7 @@ func (d *jsonDecoder) array(depth int) (ref.Val, bool) {
 			}
 		}
 	}
-	return types.NewRefValList(types.DefaultTypeAdapter, l), true
+	return types.NewRefValList(types.DefaultTypeAdapter, slices.Clone(d.elements[first:])), true
 }
 
 // number takes -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?: an integer if
