@@ -241,6 +241,8 @@ type program struct {
 	// slot is the expression's place in the result of the source's combined
 	// program (see combine), or -1.
 	slot int
+	// headers is whether the expression reads the headers variable.
+	headers bool
 }
 
 func compileOne(env *cel.Env, l Limits, field string, expr crmv1alpha1.Expression, want result) (*program, error) {
@@ -268,7 +270,11 @@ func compileOne(env *cel.Env, l Limits, field string, expr crmv1alpha1.Expressio
 	if err != nil {
 		return nil, &ExpressionError{Field: field, Message: err.Error()}
 	}
-	return &program{field: field, src: string(expr), prg: prg, slot: -1}, nil
+	headers := false
+	for _, r := range ast.NativeRep().ReferenceMap() {
+		headers = headers || r.Name == varHeaders
+	}
+	return &program{field: field, src: string(expr), prg: prg, slot: -1, headers: headers}, nil
 }
 
 // compiled is a generic source's expressions, ready to run.
@@ -288,6 +294,9 @@ type compiled struct {
 
 	// all is the event's expressions as one program (see combine), or nil.
 	all cel.Program
+	// headers is whether an expression reads the headers variable: if none
+	// does, a request's headers are not copied for them.
+	headers bool
 }
 
 // Compile compiles and type-checks every expression of spec and estimates its
@@ -342,6 +351,7 @@ func Compile(spec *crmv1alpha1.GenericSource) (*compiled, error) {
 			return nil, err
 		}
 		*e.dst = p
+		c.headers = c.headers || p != nil && p.headers
 	}
 	c.all = c.combine()
 	c.fields = providers.EventFields{ID: c.id.field}

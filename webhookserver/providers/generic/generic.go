@@ -136,10 +136,13 @@ func (p *Provider) Parse(req *providers.Request) (*providers.Result, error) {
 	if perr != nil {
 		return nil, perr
 	}
-	headers := make(map[string]string, len(req.Header))
-	for k, v := range req.Header {
-		if len(v) > 0 {
-			headers[strings.ToLower(k)] = v[0]
+	var headers map[string]string
+	if p.c.headers {
+		headers = make(map[string]string, len(req.Header))
+		for k, v := range req.Header {
+			if len(v) > 0 {
+				headers[strings.ToLower(k)] = v[0]
+			}
 		}
 	}
 	act := &vars{body: body, headers: headers}
