@@ -107,7 +107,16 @@ type jsonDecoder struct {
 	// that each is made once, at its size.
 	members  []member
 	elements []ref.Val
+	// names are the member names this decoder has made, reused by the next
+	// bodies: a sender's events repeat their names.
+	names map[string]string
 }
+
+// A pooled decoder keeps at most maxNames names of at most maxNameLen bytes.
+const (
+	maxNames   = 512
+	maxNameLen = 64
+)
 
 type member struct {
 	name  string
@@ -194,7 +203,7 @@ func (d *jsonDecoder) object(depth int) (ref.Val, bool) {
 			if d.i == len(d.data) || d.data[d.i] != '"' {
 				return nil, false
 			}
-			name, ok := d.string()
+			name, ok := d.name()
 			if !ok || !d.next(':') {
 				return nil, false
 			}
@@ -292,52 +301,90 @@ func (d *jsonDecoder) digits() int {
 	return d.i - start
 }
 
-// string takes the string at d.i: plain ASCII as it is, any other by
-// encoding/json, for its escapes and its handling of invalid UTF-8.
+// name takes the member name at d.i, as string does, reusing a name made
+// before.
+func (d *jsonDecoder) name() (string, bool) {
+	quoted, plain, ok := d.scan()
+	if !ok {
+		return "", false
+	}
+	raw := quoted[1 : len(quoted)-1]
+	if !plain || len(raw) > maxNameLen {
+		return unquote(quoted, plain)
+	}
+	if known, found := d.names[string(raw)]; found {
+		return known, true
+	}
+	name := string(raw)
+	if d.names == nil {
+		d.names = make(map[string]string)
+	}
+	if len(d.names) < maxNames {
+		d.names[name] = name
+	}
+	return name, true
+}
+
+// string takes the string at d.i.
 func (d *jsonDecoder) string() (string, bool) {
+	quoted, plain, ok := d.scan()
+	if !ok {
+		return "", false
+	}
+	return unquote(quoted, plain)
+}
+
+// unquote makes a string of plain ASCII as it is, any other by
+// encoding/json, for its escapes and its handling of invalid UTF-8.
+func unquote(quoted []byte, plain bool) (string, bool) {
+	if plain {
+		return string(quoted[1 : len(quoted)-1]), true
+	}
+	var s string
+	if err := json.Unmarshal(quoted, &s); err != nil {
+		return "", false
+	}
+	return s, true
+}
+
+// scan takes the string at d.i, quotes included, and tells whether it is
+// plain ASCII without escapes.
+func (d *jsonDecoder) scan() (quoted []byte, plain, ok bool) {
 	start := d.i
 	d.i++ // "
-	plain := true
+	plain = true
 	for {
 		if d.i == len(d.data) {
-			return "", false
+			return nil, false, false
 		}
 		c := d.data[d.i]
 		switch {
 		case c == '"':
 			d.i++
-			quoted := d.data[start:d.i]
-			if plain {
-				return string(quoted[1 : len(quoted)-1]), true
-			}
-			var s string
-			if err := json.Unmarshal(quoted, &s); err != nil {
-				return "", false
-			}
-			return s, true
+			return d.data[start:d.i], plain, true
 		case c < ' ':
-			return "", false
+			return nil, false, false
 		case c == '\\':
 			plain = false
 			d.i++
 			if d.i == len(d.data) {
-				return "", false
+				return nil, false, false
 			}
 			switch d.data[d.i] {
 			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
 				d.i++
 			case 'u':
 				if d.i+4 >= len(d.data) {
-					return "", false
+					return nil, false, false
 				}
 				for _, h := range d.data[d.i+1 : d.i+5] {
 					if !('0' <= h && h <= '9' || 'a' <= h && h <= 'f' || 'A' <= h && h <= 'F') {
-						return "", false
+						return nil, false, false
 					}
 				}
 				d.i += 5
 			default:
-				return "", false
+				return nil, false, false
 			}
 		default:
 			if c >= utf8.RuneSelf {

@@ -18,6 +18,7 @@ package generic
 
 import (
 	"encoding/json"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -150,4 +151,31 @@ func sameJSON(a, b ref.Val) string {
 		return "value differs"
 	}
 	return ""
+}
+
+// TestDecoderKeepsBoundedNames: the member names a pooled decoder keeps for
+// later bodies are bounded in number and length, whatever a sender sends.
+func TestDecoderKeepsBoundedNames(t *testing.T) {
+	var b strings.Builder
+	b.WriteString(`{"` + strings.Repeat("n", maxNameLen+1) + `":1`)
+	for i := range 2 * maxNames {
+		fmt.Fprintf(&b, `,"k%d":%d`, i, i)
+	}
+	b.WriteString("}")
+	d := jsonDecoder{data: []byte(b.String())}
+	v, ok := d.document()
+	if !ok {
+		t.Fatal("not decoded")
+	}
+	if n := v.(traits.Sizer).Size(); n != types.Int(2*maxNames+1) {
+		t.Errorf("%v members, want %d", n, 2*maxNames+1)
+	}
+	if len(d.names) > maxNames {
+		t.Errorf("%d names kept, at most %d", len(d.names), maxNames)
+	}
+	for name := range d.names {
+		if len(name) > maxNameLen {
+			t.Errorf("a name of %d bytes kept", len(name))
+		}
+	}
 }
