@@ -20,6 +20,7 @@ import (
 	"reflect"
 	"testing"
 
+	crmv1alpha1 "github.com/customer-operator/customer-operator/api/v1alpha1"
 	"github.com/customer-operator/customer-operator/webhookserver/providers/generic"
 	"github.com/customer-operator/customer-operator/webhookserver/providers/providertest"
 )
@@ -40,6 +41,28 @@ func TestStripeEventsRunAsOneProgram(t *testing.T) {
 		}
 		if !reflect.DeepEqual(res, alone) {
 			t.Errorf("%s: as one program %+v\nexpression by expression %+v", name, res, alone)
+		}
+	}
+}
+
+// TestIgnoreThatIsNotABool: an ignore expression that gives null reads as
+// false and one that gives another type rejects its event, naming ignore,
+// as when each expression runs on its own (run compares the two).
+func TestIgnoreThatIsNotABool(t *testing.T) {
+	g := spec(bearer)
+	g.Events = crmv1alpha1.GenericEvents{Items: "body", ID: "event.id", Ignore: "event.?skip.orValue(null)"}
+	g.Mapping = crmv1alpha1.GenericMapping{ExternalID: "event.id"}
+	res, perr := run(t, g, `[{"id":"a"},{"id":"b","skip":true},{"id":"c","skip":"yes"},{"id":"d","skip":false}]`, 0)
+	if perr != nil {
+		t.Fatal(perr)
+	}
+	if res.Ignored != 1 || len(res.Events) != 3 {
+		t.Fatalf("%d events, %d ignored; want 3 and 1", len(res.Events), res.Ignored)
+	}
+	for i, want := range []string{"", "spec.generic.events.ignore", ""} {
+		r := res.Events[i].Rejection
+		if (want == "") != (r == nil) || r != nil && r.Field != want {
+			t.Errorf("event %d rejection = %+v, want %q", i, r, want)
 		}
 	}
 }
