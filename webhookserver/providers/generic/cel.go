@@ -294,6 +294,12 @@ type compiled struct {
 
 	// all is the event's expressions as one program (see combine), or nil.
 	all cel.Program
+	// untracked is all without runtime cost tracking, when costBound
+	// proves that no body and headers the webhook server passes can make
+	// it cost more than the runtime limit; nil otherwise. bound is that
+	// proven cost, 0 when there is none.
+	untracked cel.Program
+	bound     uint64
 	// headers is whether an expression reads the headers variable: if none
 	// does, a request's headers are not copied for them.
 	headers bool
@@ -353,7 +359,7 @@ func Compile(spec *crmv1alpha1.GenericSource) (*compiled, error) {
 		*e.dst = p
 		c.headers = c.headers || p != nil && p.headers
 	}
-	c.all = c.combine()
+	c.all, c.untracked, c.bound = c.combine()
 	c.fields = providers.EventFields{ID: c.id.field}
 	if c.typ != nil {
 		c.fields.Type = c.typ.field
@@ -376,10 +382,15 @@ const maxCombined = 32
 // the whole event. An event it fails on is run again expression by
 // expression (eventRun), which names the expression that failed. nil if it
 // does not compile: the expressions' own programs are enough.
-func (c *compiled) combine() cel.Program {
+//
+// When costBound proves the program can never cost more than the runtime
+// limit, it is also built without the cost tracker (untracked, with the
+// bound), which then only slows it down; an event it fails on is run again
+// expression by expression, tracked, as before.
+func (c *compiled) combine() (all, untracked cel.Program, bound uint64) {
 	env, err := newCombinedEnv()
 	if err != nil {
-		return nil
+		return nil, nil, 0
 	}
 	var src strings.Builder
 	if c.ignore != nil {
@@ -401,13 +412,30 @@ func (c *compiled) combine() cel.Program {
 	src.WriteString("]")
 	ast, iss := env.Compile(src.String())
 	if iss.Err() != nil {
-		return nil
+		return nil, nil, 0
 	}
-	prg, err := env.Program(ast, cel.CostLimit(c.l.RuntimeCost), cel.CostTracking(sizeCost{}), cel.EvalOptions(cel.OptOptimize))
+	all, err = env.Program(ast, cel.CostLimit(c.l.RuntimeCost), cel.CostTracking(sizeCost{}), cel.EvalOptions(cel.OptOptimize))
 	if err != nil {
-		return nil
+		return nil, nil, 0
 	}
-	return prg
+	bound, ok := costBound(ast.NativeRep().Expr(), c.l.MaxBodyBytes, c.items == nil)
+	if !ok || bound > c.l.RuntimeCost {
+		return all, nil, 0
+	}
+	untracked, err = env.Program(ast, cel.EvalOptions(cel.OptOptimize))
+	if err != nil {
+		return all, nil, 0
+	}
+	return all, untracked, bound
+}
+
+// eventProgram is the combined program for a request: untracked only when
+// its body and headers are within the sizes its bound assumed.
+func (c *compiled) eventProgram(bodyBytes, headerBytes int64) cel.Program {
+	if c.untracked != nil && bodyBytes <= c.l.MaxBodyBytes && headerBytes <= c.l.MaxBodyBytes {
+		return c.untracked
+	}
+	return c.all
 }
 
 // perEvent is the expressions run per event, in the order they are read.

@@ -20,7 +20,7 @@ package generic
 // expression, as an event its combined program fails on is.
 func ExpressionByExpression(p *Provider) *Provider {
 	c := *p.c
-	c.all = nil
+	c.all, c.untracked = nil, nil
 	return &Provider{c: &c}
 }
 
@@ -32,5 +32,31 @@ func RunsAsOneProgram(p *Provider, body []byte) bool {
 		return false
 	}
 	run := &eventRun{vars: &vars{body: v, event: v}, limit: p.c.l.RuntimeCost}
-	return run.runAll(p.c.all)
+	return run.runAll(p.c.eventProgram(int64(len(body)), 0))
+}
+
+// CostBound is the cost p's combined program is proven never to exceed, and
+// whether it runs without the runtime cost tracker for that reason.
+func CostBound(p *Provider) (bound uint64, untracked bool) {
+	return p.c.bound, p.c.untracked != nil
+}
+
+// RunsUntracked reports whether p runs a request of that many body and
+// header bytes (as costBound counts them) without the runtime cost tracker.
+func RunsUntracked(p *Provider, bodyBytes, headerBytes int64) bool {
+	return p.c.untracked != nil && p.c.eventProgram(bodyBytes, headerBytes) == p.c.untracked
+}
+
+// TrackedCost is what the runtime cost tracker charges for p's combined
+// program on the event a body is.
+func TrackedCost(p *Provider, body []byte) (uint64, error) {
+	v, perr := decodeBody(body)
+	if perr != nil {
+		return 0, perr
+	}
+	_, det, err := p.c.all.Eval(&vars{body: v, event: v})
+	if det == nil || det.ActualCost() == nil {
+		return 0, err
+	}
+	return *det.ActualCost(), err
 }

@@ -137,11 +137,15 @@ func (p *Provider) Parse(req *providers.Request) (*providers.Result, error) {
 		return nil, perr
 	}
 	var headers map[string]string
+	// headerBytes is the headers' size as costBound counts it: each name
+	// and value, and two bytes for each.
+	var headerBytes int64
 	if p.c.headers {
 		headers = make(map[string]string, len(req.Header))
 		for k, v := range req.Header {
 			if len(v) > 0 {
 				headers[strings.ToLower(k)] = v[0]
+				headerBytes += int64(len(k) + len(v[0]) + 2)
 			}
 		}
 	}
@@ -175,9 +179,10 @@ func (p *Provider) Parse(req *providers.Request) (*providers.Result, error) {
 	res := &providers.Result{Events: make([]providers.Event, 0, len(items))}
 	now := providers.RequestNow(req)
 	run := &eventRun{vars: act, limit: p.c.l.RuntimeCost}
+	all := p.c.eventProgram(int64(len(req.Body)), headerBytes)
 	for _, item := range items {
 		act.event = item
-		run.runAll(p.c.all)
+		run.runAll(all)
 		ev, ignored := p.c.event(run, now)
 		if ev.Rejection != nil && p.c.items == nil {
 			return nil, ev.Rejection
