@@ -36,8 +36,11 @@ func TestStripeRecipeRunsUntrackedWithinItsProvenCost(t *testing.T) {
 		t.Fatalf("bound %d, untracked %v; want untracked within %d", bound, untracked, generic.DefaultLimits.RuntimeCost)
 	}
 	maxBody := int(generic.DefaultLimits.MaxBodyBytes)
-	if !generic.RunsUntracked(p, int64(maxBody), 0) || generic.RunsUntracked(p, int64(maxBody)+1, 0) {
-		t.Errorf("a body of the limit must run untracked, a larger one tracked")
+	if !generic.RunsUntracked(p, int64(maxBody), int64(maxBody)) {
+		t.Errorf("a body and headers of the limit run tracked")
+	}
+	if generic.RunsUntracked(p, int64(maxBody)+1, 0) || generic.RunsUntracked(p, 0, int64(maxBody)+1) {
+		t.Errorf("a body or headers over the limit the bound assumed run untracked")
 	}
 	// Fill makes a body of exactly the limit from a template with one %s.
 	fill := func(tmpl string, unit string, sep string) []byte {
