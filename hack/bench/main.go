@@ -880,15 +880,21 @@ func printTable(r *Result) {
 	fmt.Printf("\nMachine: %d cores, %s. Bench took %.0f s.\n\n", r.Machine.Cores, model, r.DurationS)
 	fmt.Println("| figure | measured | baseline (same run) | target | |")
 	fmt.Println("|---|---|---|---|---|")
-	fmt.Printf("| ingest, 16 senders | %.0f events/s | %.0f raw creates/s | | |\n", r.IngestEventsPerS, r.IngestRawCreatesPerS)
-	fmt.Printf("| `ingest_ratio` | %.2f | | ≥ 0.9 | %s |\n", r.IngestRatio, verdict(r.IngestRatio >= 0.9))
-	fmt.Printf("| `webhook_cpu_ms_per_event` | %.3f ms | webhook process %.3f ms − raw client %.3f ms | ≤ 0.5 ms | %s |\n",
-		r.WebhookCPUMsPerEvent, r.WebhookProcessCPUMs, r.RawClientCPUMs, verdict(r.WebhookCPUMsPerEvent <= 0.5))
-	fmt.Printf("| propagation to a new sink | %.0f Customers/s | %.0f raw status writes/s | | |\n", r.PropagationPerS, r.RawStatusWritesPerS)
-	fmt.Printf("| `propagation_ratio` | %.2f | | ≥ 0.8 | %s |\n", r.PropagationRatio, verdict(r.PropagationRatio >= 0.8))
-	fmt.Printf("| `latency_p50_ms` (POST → sink, %d events) | %.0f ms | | | |\n", r.LatencyEvents, r.LatencyP50Ms)
-	fmt.Printf("| `latency_p99_ms` | %.0f ms | | ≤ 250 ms | %s |\n", r.LatencyP99Ms, verdict(r.LatencyP99Ms <= 250))
+	// Only the phases that ran.
+	if r.IngestEventsPerS > 0 {
+		fmt.Printf("| ingest, 16 senders | %.0f events/s | %.0f raw creates/s | | |\n", r.IngestEventsPerS, r.IngestRawCreatesPerS)
+		fmt.Printf("| `ingest_ratio` | %.2f | | ≥ 0.9 | %s |\n", r.IngestRatio, verdict(r.IngestRatio >= 0.9))
+		fmt.Printf("| `webhook_cpu_ms_per_event` | %.3f ms | webhook process %.3f ms − raw client %.3f ms | ≤ 0.5 ms | %s |\n",
+			r.WebhookCPUMsPerEvent, r.WebhookProcessCPUMs, r.RawClientCPUMs, verdict(r.WebhookCPUMsPerEvent <= 0.5))
+	}
+	if r.PropagationPerS > 0 {
+		fmt.Printf("| propagation to a new sink | %.0f Customers/s | %.0f raw status writes/s | | |\n", r.PropagationPerS, r.RawStatusWritesPerS)
+		fmt.Printf("| `propagation_ratio` | %.2f | | ≥ 0.8 | %s |\n", r.PropagationRatio, verdict(r.PropagationRatio >= 0.8))
+		fmt.Printf("| etcd database in use per Customer | %.0f bytes | | | |\n", r.EtcdBytesPerCustomer)
+	}
 	if c := r.Capacity; c != nil {
+		fmt.Printf("| `latency_p50_ms` (POST → sink, %d events at %.0f/s) | %.0f ms | | | |\n", r.LatencyEvents, c.CompareRate, r.LatencyP50Ms)
+		fmt.Printf("| `latency_p99_ms` | %.0f ms | | ≤ 250 ms | %s |\n", r.LatencyP99Ms, verdict(r.LatencyP99Ms <= 250))
 		fmt.Printf("| `capacity.knee_events_per_s` (POST → sink p99 < 1 s) | %.0f events/s | raw ceiling %.0f pairs/s | | |\n", c.KneeRate, c.CeilingPairsPerS)
 		fmt.Printf("| `capacity.knee_ratio` | %.2f | | ≥ 0.6 | %s |\n", c.KneeRatio, verdict(c.KneeRatio >= 0.6))
 		fmt.Printf("| `capacity.operator_cpu_ms_per_event` at %.0f/s | %.3f ms | | ≤ 1.0 ms | %s |\n", c.CompareRate, c.OperatorCPUMs, verdict(c.OperatorCPUMs <= 1.0))
@@ -898,10 +904,13 @@ func printTable(r *Result) {
 				st.Rate, st.P50Ms, st.P99Ms, st.CPU.Manager, st.CPU.APIServer, st.CPU.Etcd, st.CPU.LoadGenerator, map[bool]string{true: "absorbed", false: "not absorbed"}[st.Absorbed])
 		}
 	}
-	fmt.Printf("| RSS, 10k Customers cached | %s | %s of objects (%s) | | |\n", mib(r.RSSBytes10k), mib(r.ObjectsBytes10k), ratio(r.RSSBytes10k, r.ObjectsBytes10k))
-	fmt.Printf("| etcd database in use per Customer | %.0f bytes | | | |\n", r.EtcdBytesPerCustomer)
-	fmt.Printf("| RSS, 50k Customers cached | %s | %s of objects (%s) | ≤ 2× | %s |\n", mib(r.RSSBytes50k), mib(r.ObjectsBytes50k), ratio(r.RSSBytes50k, r.ObjectsBytes50k),
-		verdict(r.ObjectsBytes50k > 0 && r.RSSBytes50k <= 2*r.ObjectsBytes50k))
+	if r.RSSBytes10k > 0 {
+		fmt.Printf("| RSS, 10k Customers cached | %s | %s of objects (%s) | | |\n", mib(r.RSSBytes10k), mib(r.ObjectsBytes10k), ratio(r.RSSBytes10k, r.ObjectsBytes10k))
+	}
+	if r.RSSBytes50k > 0 {
+		fmt.Printf("| RSS, 50k Customers cached | %s | %s of objects (%s) | ≤ 2× | %s |\n", mib(r.RSSBytes50k), mib(r.ObjectsBytes50k), ratio(r.RSSBytes50k, r.ObjectsBytes50k),
+			verdict(r.ObjectsBytes50k > 0 && r.RSSBytes50k <= 2*r.ObjectsBytes50k))
+	}
 	fmt.Println()
 }
 
