@@ -142,12 +142,14 @@ func (b *bench) capacity(res *Result, cfg capacityConfig) {
 
 	paced := objs("paced", int(cfg.compareRate*cfg.step.Seconds()))
 	before = b.snapshot()
+	rawProfiled := b.apiProfile(fmt.Sprintf("apiserver-cpu-capacity-raw-%.0f.pprof", cfg.compareRate), cfg.step)
 	b.paced(len(paced), cfg.compareRate, func(i int) {
 		if err := b.rawPair(paced[i]); err != nil {
 			b.logf("capacity: raw pair %d: %v", i, err)
 		}
 	})
 	after = b.snapshot()
+	<-rawProfiled
 	capa.RawAtRateCPU = cpuPer(before, after, float64(len(paced)))
 	b.report(fmt.Sprintf("capacity, raw pairs at %.0f/s", cfg.compareRate), before, after, float64(len(paced)), "pair")
 
