@@ -270,7 +270,12 @@ func (b *bench) capacityStep(m *localcluster.Manager, s *localcluster.Sender, r 
 
 	var acked []*localcluster.Result
 	var acks []float64
+	retried, unavailable := 0, 0
 	for _, x := range results {
+		if x.Attempts > 1 {
+			retried++
+			unavailable += x.Unavailable
+		}
 		if x.OK() {
 			acked = append(acked, x)
 			acks = append(acks, float64(x.Acked.Sub(x.Sent).Microseconds())/1000)
@@ -305,8 +310,8 @@ func (b *bench) capacityStep(m *localcluster.Manager, s *localcluster.Sender, r 
 	st.Absorbed = len(results) > 0 && !math.IsInf(p99, 1) && p99 < float64(kneeP99.Milliseconds())
 	b.report(fmt.Sprintf("capacity, %.0f/s", rate), before, after, float64(len(results)), "event")
 	b.logWindows(results, r)
-	b.logf("capacity: %.0f/s for %s: %d events, %d acknowledged (POST → 2xx p50 %.0f ms, p99 %.0f ms), %d delivered; POST → sink p50 %.0f ms, p99 %.0f ms, max %.0f ms; last delivery %.1fs after the last send; absorbed: %v",
-		rate, d, len(results), len(acked), percentile(acks, 0.5), percentile(acks, 0.99), delivered, st.P50Ms, st.P99Ms, st.MaxMs, st.CatchUpS, st.Absorbed)
+	b.logf("capacity: %.0f/s for %s: %d events, %d acknowledged (POST → 2xx p50 %.0f ms, p99 %.0f ms; %d retried, %d answers 503), %d delivered; POST → sink p50 %.0f ms, p99 %.0f ms, max %.0f ms; last delivery %.1fs after the last send; absorbed: %v",
+		rate, d, len(results), len(acked), percentile(acks, 0.5), percentile(acks, 0.99), retried, unavailable, delivered, st.P50Ms, st.P99Ms, st.MaxMs, st.CatchUpS, st.Absorbed)
 	return st
 }
 
