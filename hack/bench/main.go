@@ -18,8 +18,9 @@ limitations under the License.
 // starts its own etcd and kube-apiserver from bin/k8s, the built manager binary as
 // processes and a sink receiver, then measures ingest against raw client-go
 // creates, the webhook process's CPU per event, propagation to a new sink against
-// raw status writes, POST-to-sink latency under a steady load, and the manager's
-// RSS with 10k and 50k Customers cached. It prints a Markdown table and, with
+// raw status writes, the capacity of the whole pipeline (stepped rates, POST-to-sink
+// latency, each process's CPU per event, the knee against a raw ceiling), and the
+// manager's RSS with 10k and 50k Customers cached. It prints a Markdown table and, with
 // -json, one JSON object as its last line.
 //
 //	go run ./hack/bench -json
@@ -88,8 +89,10 @@ type Result struct {
 	RSSBytes50k          int64   `json:"rss_bytes_50k"`
 	ObjectsBytes50k      int64   `json:"objects_bytes_50k"`
 	EtcdBytesPerCustomer float64 `json:"etcd_bytes_per_customer"`
-	Machine              Machine `json:"machine"`
-	DurationS            float64 `json:"duration_s"`
+	// Capacity is the capacity phase's figures; nil when it did not run.
+	Capacity  *Capacity `json:"capacity,omitempty"`
+	Machine   Machine   `json:"machine"`
+	DurationS float64   `json:"duration_s"`
 }
 
 // Machine is what the figures were measured on.
@@ -123,14 +126,17 @@ func main() {
 	binDir := flag.String("k8s-bin-dir", envOr("KUBEBUILDER_ASSETS", "bin/k8s"), "directory with etcd and kube-apiserver")
 	ingestN := flag.Int("ingest-events", 600, "events per ingest round (3 rounds per side)")
 	propN := flag.Int("propagation-customers", 2000, "Customers propagated to a new sink")
-	latRate := flag.Float64("latency-rate", 100, "events per second of the latency load")
-	latFor := flag.Duration("latency-duration", 60*time.Second, "duration of the latency load")
+	capRates := flag.String("capacity-rates", "50,100,150,200,250", "the capacity phase's steps, events per second; it stops after the first step not absorbed at or above -capacity-compare-rate")
+	capStep := flag.Duration("capacity-step", 20*time.Second, "how long the capacity phase offers each rate")
+	capCeiling := flag.Int("capacity-ceiling-pairs", 3000, "Customers the raw ceiling creates and writes the status of")
+	capCompare := flag.Float64("capacity-compare-rate", 100, "the rate whose step is profiled, reported as latency_p50_ms and latency_p99_ms, and compared with raw pairs paced at the same rate")
 	memSizes := flag.String("memory-sizes", "10000,50000", "Customer counts at which the manager's RSS is measured")
 	memRounds := flag.Int("memory-rounds", 1, "fresh managers measured at each memory size (the median counts)")
 	memCompare := flag.String("memory-compare", "", "manager flags of a second manager measured after each one at each memory size, for an A/B in one run, e.g. --startup-gc-percent=0")
 	keep := flag.Bool("keep", false, "keep the state directory (logs) after the run")
+	managerBin := flag.String("manager-bin", "", "run this manager binary instead of building one from the working tree, e.g. an older commit's for an A/B with the same bench")
 	workers := flag.Int("workers", 8, "the manager's --max-concurrent-reconciles, and the propagation baseline's concurrency")
-	only := flag.String("only", "ingest,propagation,latency,memory", "the phases to run, comma-separated")
+	only := flag.String("only", "ingest,propagation,capacity,memory", "the phases to run, comma-separated")
 	profileDir := flag.String("profile-dir", "", "write CPU profiles of the manager and the API server under load, and the manager's heap profiles, here")
 	flag.Parse()
 	// envtest.InstallCRDs logs through controller-runtime; nothing here needs it.
@@ -160,6 +166,12 @@ func main() {
 	defer b.cp.Stop()
 	built := make(chan error, 1)
 	go func() {
+		if *managerBin != "" {
+			var err error
+			b.bin, err = filepath.Abs(*managerBin)
+			built <- err
+			return
+		}
 		var err error
 		b.bin, err = localcluster.BuildManager(ctx, ".", dir)
 		built <- err
@@ -182,8 +194,10 @@ func main() {
 	if run("propagation") {
 		b.propagation(&res, *propN)
 	}
-	if run("latency") {
-		b.latency(&res, *latRate, *latFor)
+	if run("capacity") {
+		rates, err := parseRates(*capRates)
+		check(err)
+		b.capacity(&res, capacityConfig{rates: rates, step: *capStep, ceilingPairs: *capCeiling, compareRate: *capCompare})
 	}
 	for _, s := range strings.Split(*memSizes, ",") {
 		if !run("memory") {
@@ -559,79 +573,6 @@ func (b *bench) watchCustomers(ns, rv string, n int, limit time.Duration, ok fun
 	b.waitCustomers(ns, n, limit, ok)
 }
 
-// latency: POST to the sink's receipt, at a steady rate, through a --mode=all manager.
-func (b *bench) latency(res *Result, rate float64, d time.Duration) {
-	ns := "latency"
-	r := localcluster.NewReceiver(sinkKey)
-	check(r.Listen("127.0.0.1:0"))
-	defer r.Close()
-	b.namespace(ns, "http://"+r.Addr()+"/")
-	opts := managerOptions("manager-latency", "all")
-	opts.Extra = append(opts.Extra, fmt.Sprintf("--max-concurrent-reconciles=%d", b.workers))
-	m, err := b.cp.StartManager(b.ctx, b.bin, opts)
-	check(err)
-	defer m.Stop(10 * time.Second)
-	s := &localcluster.Sender{Targets: []string{m.WebhookURL}, Namespace: ns, Source: "gettrx", Secret: sourceKey, RetryFor: 2 * time.Minute}
-	b.warm(s, "warm-latency")
-	// A fresh manager first lists and reconciles the Customers the earlier phases
-	// left; the load measures the steady state after that, as a platform team
-	// runs it, not the start-up.
-	startup := time.Now()
-	b.quiet(m, 2*time.Minute)
-	b.logf("latency: %s quiet after %.0fs of start-up", m.Name, time.Since(startup).Seconds())
-	profiled := b.profile(m, "cpu-latency.pprof", fmt.Sprintf("/debug/pprof/profile?seconds=%d", int(d.Seconds())))
-	apiProfiled := b.apiProfile("apiserver-cpu-latency.pprof", d)
-	before := b.snapshot(m)
-	results := s.Load(b.ctx, "lat", rate, d)
-	b.report("latency load", before, b.snapshot(m), float64(len(results)), "event")
-	<-profiled
-	<-apiProfiled
-	deadline := time.Now().Add(5 * time.Minute)
-	var lat []float64
-	for {
-		lat = lat[:0]
-		acked := 0
-		for _, x := range results {
-			if !x.OK() {
-				continue
-			}
-			acked++
-			if ms, ok := deliveredMs(x, r); ok {
-				lat = append(lat, ms)
-			}
-		}
-		if len(lat) == acked || time.Now().After(deadline) {
-			if len(lat) < acked {
-				b.logf("latency: %d of %d acknowledged events never reached the sink", acked-len(lat), acked)
-			}
-			break
-		}
-		time.Sleep(time.Second)
-	}
-	b.logWindows(results, r)
-	slices.Sort(lat)
-	// After the 2xx is the operator's own part: the watch event of the create,
-	// the Customer's wait in the controller's queue, the reconcile and the delivery.
-	var acks, after []float64
-	for _, x := range results {
-		if x.OK() {
-			ack := float64(x.Acked.Sub(x.Sent).Microseconds()) / 1000
-			acks = append(acks, ack)
-			if ms, ok := deliveredMs(x, r); ok {
-				after = append(after, ms-ack)
-			}
-		}
-	}
-	slices.Sort(acks)
-	slices.Sort(after)
-	b.logf("latency: POST → 2xx p50 %.0f ms, p99 %.0f ms; 2xx → sink p50 %.0f ms, p99 %.0f ms",
-		percentile(acks, 0.5), percentile(acks, 0.99), percentile(after, 0.5), percentile(after, 0.99))
-	res.LatencyEvents = len(lat)
-	res.LatencyP50Ms = round1(percentile(lat, 0.50))
-	res.LatencyP99Ms = round1(percentile(lat, 0.99))
-	b.logf("latency: %d events at %.0f/s for %s: p50 %.0f ms, p99 %.0f ms, max %.0f ms", len(lat), rate, d, res.LatencyP50Ms, res.LatencyP99Ms, percentile(lat, 1))
-}
-
 // deliveredMs is the time from x's first POST to the receiver's first verified
 // delivery of its Customer, if it arrived.
 func deliveredMs(x *localcluster.Result, r *localcluster.Receiver) (float64, bool) {
@@ -939,18 +880,37 @@ func printTable(r *Result) {
 	fmt.Printf("\nMachine: %d cores, %s. Bench took %.0f s.\n\n", r.Machine.Cores, model, r.DurationS)
 	fmt.Println("| figure | measured | baseline (same run) | target | |")
 	fmt.Println("|---|---|---|---|---|")
-	fmt.Printf("| ingest, 16 senders | %.0f events/s | %.0f raw creates/s | | |\n", r.IngestEventsPerS, r.IngestRawCreatesPerS)
-	fmt.Printf("| `ingest_ratio` | %.2f | | ≥ 0.9 | %s |\n", r.IngestRatio, verdict(r.IngestRatio >= 0.9))
-	fmt.Printf("| `webhook_cpu_ms_per_event` | %.3f ms | webhook process %.3f ms − raw client %.3f ms | ≤ 0.5 ms | %s |\n",
-		r.WebhookCPUMsPerEvent, r.WebhookProcessCPUMs, r.RawClientCPUMs, verdict(r.WebhookCPUMsPerEvent <= 0.5))
-	fmt.Printf("| propagation to a new sink | %.0f Customers/s | %.0f raw status writes/s | | |\n", r.PropagationPerS, r.RawStatusWritesPerS)
-	fmt.Printf("| `propagation_ratio` | %.2f | | ≥ 0.8 | %s |\n", r.PropagationRatio, verdict(r.PropagationRatio >= 0.8))
-	fmt.Printf("| `latency_p50_ms` (POST → sink, %d events) | %.0f ms | | | |\n", r.LatencyEvents, r.LatencyP50Ms)
-	fmt.Printf("| `latency_p99_ms` | %.0f ms | | ≤ 250 ms | %s |\n", r.LatencyP99Ms, verdict(r.LatencyP99Ms <= 250))
-	fmt.Printf("| RSS, 10k Customers cached | %s | %s of objects (%s) | | |\n", mib(r.RSSBytes10k), mib(r.ObjectsBytes10k), ratio(r.RSSBytes10k, r.ObjectsBytes10k))
-	fmt.Printf("| etcd database in use per Customer | %.0f bytes | | | |\n", r.EtcdBytesPerCustomer)
-	fmt.Printf("| RSS, 50k Customers cached | %s | %s of objects (%s) | ≤ 2× | %s |\n", mib(r.RSSBytes50k), mib(r.ObjectsBytes50k), ratio(r.RSSBytes50k, r.ObjectsBytes50k),
-		verdict(r.ObjectsBytes50k > 0 && r.RSSBytes50k <= 2*r.ObjectsBytes50k))
+	// Only the phases that ran.
+	if r.IngestEventsPerS > 0 {
+		fmt.Printf("| ingest, 16 senders | %.0f events/s | %.0f raw creates/s | | |\n", r.IngestEventsPerS, r.IngestRawCreatesPerS)
+		fmt.Printf("| `ingest_ratio` | %.2f | | ≥ 0.9 | %s |\n", r.IngestRatio, verdict(r.IngestRatio >= 0.9))
+		fmt.Printf("| `webhook_cpu_ms_per_event` | %.3f ms | webhook process %.3f ms − raw client %.3f ms | ≤ 0.5 ms | %s |\n",
+			r.WebhookCPUMsPerEvent, r.WebhookProcessCPUMs, r.RawClientCPUMs, verdict(r.WebhookCPUMsPerEvent <= 0.5))
+	}
+	if r.PropagationPerS > 0 {
+		fmt.Printf("| propagation to a new sink | %.0f Customers/s | %.0f raw status writes/s | | |\n", r.PropagationPerS, r.RawStatusWritesPerS)
+		fmt.Printf("| `propagation_ratio` | %.2f | | ≥ 0.8 | %s |\n", r.PropagationRatio, verdict(r.PropagationRatio >= 0.8))
+		fmt.Printf("| etcd database in use per Customer | %.0f bytes | | | |\n", r.EtcdBytesPerCustomer)
+	}
+	if c := r.Capacity; c != nil {
+		fmt.Printf("| `latency_p50_ms` (POST → sink, %d events at %.0f/s) | %.0f ms | | | |\n", r.LatencyEvents, c.CompareRate, r.LatencyP50Ms)
+		fmt.Printf("| `latency_p99_ms` | %.0f ms | | ≤ 250 ms | %s |\n", r.LatencyP99Ms, verdict(r.LatencyP99Ms <= 250))
+		fmt.Printf("| `capacity.knee_events_per_s` (POST → sink p99 < 1 s) | %.0f events/s | raw ceiling %.0f pairs/s | | |\n", c.KneeRate, c.CeilingPairsPerS)
+		fmt.Printf("| `capacity.knee_ratio` | %.2f | | ≥ 0.6 | %s |\n", c.KneeRatio, verdict(c.KneeRatio >= 0.6))
+		fmt.Printf("| `capacity.operator_cpu_ms_per_event` at %.0f/s | %.3f ms | | ≤ 1.0 ms | %s |\n", c.CompareRate, c.OperatorCPUMs, verdict(c.OperatorCPUMs <= 1.0))
+		fmt.Printf("| `capacity.apiserver_cpu_ratio_at_rate` | %.2f | raw pair %.3f ms at %.0f/s | ≤ 1.1 | %s |\n", c.APIServerRatio, c.RawAtRateCPU.APIServer, c.CompareRate, verdict(c.APIServerRatio <= 1.1))
+		for _, st := range c.Steps {
+			fmt.Printf("| step %.0f/s: p50 / p99 | %.0f / %.0f ms | CPU per event: manager %.2f, API server %.2f, etcd %.2f, load generator %.2f ms | | %s |\n",
+				st.Rate, st.P50Ms, st.P99Ms, st.CPU.Manager, st.CPU.APIServer, st.CPU.Etcd, st.CPU.LoadGenerator, map[bool]string{true: "absorbed", false: "not absorbed"}[st.Absorbed])
+		}
+	}
+	if r.RSSBytes10k > 0 {
+		fmt.Printf("| RSS, 10k Customers cached | %s | %s of objects (%s) | | |\n", mib(r.RSSBytes10k), mib(r.ObjectsBytes10k), ratio(r.RSSBytes10k, r.ObjectsBytes10k))
+	}
+	if r.RSSBytes50k > 0 {
+		fmt.Printf("| RSS, 50k Customers cached | %s | %s of objects (%s) | ≤ 2× | %s |\n", mib(r.RSSBytes50k), mib(r.ObjectsBytes50k), ratio(r.RSSBytes50k, r.ObjectsBytes50k),
+			verdict(r.ObjectsBytes50k > 0 && r.RSSBytes50k <= 2*r.ObjectsBytes50k))
+	}
 	fmt.Println()
 }
 
