@@ -23,9 +23,7 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
-	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/customer-operator/customer-operator/internal/cachetransform"
 	"github.com/customer-operator/customer-operator/internal/secretcache"
@@ -51,24 +49,12 @@ func seriesInNamespace(ns string) int {
 // every sweep, as the server's own state is.
 func startWebhookOnly(ttl, sweep time.Duration) string {
 	GinkgoHelper()
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:                 scheme,
-		Metrics:                metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress: "0",
-		Cache:                  cache.Options{DefaultTransform: cachetransform.New().TransformFunc()},
-	})
-	Expect(err).NotTo(HaveOccurred())
-	create, err := NewMetadataCreate(mgr.GetConfig(), mgr.GetHTTPClient())
-	Expect(err).NotTo(HaveOccurred())
+	mgr := newServerManager(cfg, cache.Options{DefaultTransform: cachetransform.New().TransformFunc()})
 	secrets := secretcache.NewByName(mgr.GetAPIReader(), ttl)
 	Expect(mgr.Add(&secretcache.Sweeper{Store: secrets, Interval: sweep})).To(Succeed())
-	s := New(Options{BindAddress: "127.0.0.1:0", AuthFailuresPerMinute: -1, SweepInterval: sweep, CreateCustomer: create},
-		mgr.GetClient(), mgr.GetAPIReader(), secrets, nil)
-	addr, err := s.Listen()
-	Expect(err).NotTo(HaveOccurred())
-	Expect(mgr.Add(s)).To(Succeed())
+	_, url := serveOn(mgr, Options{BindAddress: "127.0.0.1:0", AuthFailuresPerMinute: -1, SweepInterval: sweep}, secrets, nil)
 	envtestutil.RunManager(ctx, mgr)
-	return "http://" + addr.String()
+	return url
 }
 
 var _ = Describe("a webhook-only server", Serial, func() {
