@@ -57,17 +57,25 @@ func createSignedSink(ns, name string, rc *receiver, secret string, mutate func(
 	return sink
 }
 
+// createSinkTo creates a CustomerSink delivering to url, signed with the
+// Secret secretName, and does not wait for it.
+func createSinkTo(ns, name, url, secretName string) *crmv1alpha1.CustomerSink {
+	GinkgoHelper()
+	sink := &crmv1alpha1.CustomerSink{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec:       crmv1alpha1.CustomerSinkSpec{URL: url, SecretRef: &crmv1alpha1.SecretReference{Name: secretName}},
+	}
+	Expect(k8sClient.Create(ctx, sink)).To(Succeed())
+	return sink
+}
+
 // expectSinkReady waits for a sink's Ready condition at its current generation.
 func expectSinkReady(ns, name string, status metav1.ConditionStatus, reason string, inMessage ...string) {
 	GinkgoHelper()
-	Eventually(func(g Gomega) {
+	expectReadyOf(func(g Gomega) (int64, int64, []metav1.Condition) {
 		s := getSink(g, ns, name)
-		g.Expect(s.Status.ObservedGeneration).To(Equal(s.Generation))
-		ready := expectCondition(g, s.Status.Conditions, s.Generation, crmv1alpha1.ConditionReady, status, reason)
-		for _, m := range inMessage {
-			g.Expect(ready.Message).To(ContainSubstring(m))
-		}
-	}).Should(Succeed())
+		return s.Generation, s.Status.ObservedGeneration, s.Status.Conditions
+	}, status, reason, inMessage...)
 }
 
 // expectSynced waits until a Customer's current generation is delivered to
@@ -206,14 +214,7 @@ var _ = Describe("CustomerSink delivery", func() {
 	It("reports a sink's Secret problems and suspension, and holds deliveries until the sink can serve", func() {
 		secret := newWebhookSecret()
 		rc := newReceiver(secret)
-		sink := &crmv1alpha1.CustomerSink{
-			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "pending"},
-			Spec: crmv1alpha1.CustomerSinkSpec{
-				URL:       rc.URL(),
-				SecretRef: &crmv1alpha1.SecretReference{Name: "pending-secret"},
-			},
-		}
-		Expect(k8sClient.Create(ctx, sink)).To(Succeed())
+		createSinkTo(ns, "pending", rc.URL(), "pending-secret")
 		expectSinkReady(ns, "pending", metav1.ConditionFalse, crmv1alpha1.ReasonSecretNotFound, "pending-secret")
 		Eventually(func(g Gomega) {
 			s := getSink(g, ns, "pending")

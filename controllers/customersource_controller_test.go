@@ -41,6 +41,17 @@ func phasioKey(n int) string {
 	return base64.URLEncoding.EncodeToString(b)
 }
 
+// expectSourceReady waits for a source's Ready condition at its current
+// generation.
+func expectSourceReady(ns, name string, status metav1.ConditionStatus, reason string, inMessage ...string) {
+	GinkgoHelper()
+	expectReadyOf(func(g Gomega) (int64, int64, []metav1.Condition) {
+		src := &crmv1alpha1.CustomerSource{}
+		g.Expect(k8sClient.Get(ctx, key(ns, name), src)).To(Succeed())
+		return src.Generation, src.Status.ObservedGeneration, src.Status.Conditions
+	}, status, reason, inMessage...)
+}
+
 var _ = Describe("CustomerSource controller", func() {
 	var ns string
 	BeforeEach(func() { ns = newNamespace() })
@@ -64,14 +75,7 @@ var _ = Describe("CustomerSource controller", func() {
 	}
 	expectReady := func(name string, status metav1.ConditionStatus, reason string, inMessage ...string) {
 		GinkgoHelper()
-		Eventually(func(g Gomega) {
-			src := getSource(g, name)
-			g.Expect(src.Status.ObservedGeneration).To(Equal(src.Generation))
-			ready := expectCondition(g, src.Status.Conditions, src.Generation, crmv1alpha1.ConditionReady, status, reason)
-			for _, s := range inMessage {
-				g.Expect(ready.Message).To(ContainSubstring(s))
-			}
-		}).Should(Succeed())
+		expectSourceReady(ns, name, status, reason, inMessage...)
 	}
 
 	It("is Ready with a valid Secret and publishes its webhook path", func() {

@@ -46,15 +46,7 @@ var _ = Describe("Generic CustomerSource", func() {
 	}
 	expectReady := func(name string, status metav1.ConditionStatus, reason string, inMessage ...string) {
 		GinkgoHelper()
-		Eventually(func(g Gomega) {
-			src := &crmv1alpha1.CustomerSource{}
-			g.Expect(k8sClient.Get(ctx, key(ns, name), src)).To(Succeed())
-			g.Expect(src.Status.ObservedGeneration).To(Equal(src.Generation))
-			ready := expectCondition(g, src.Status.Conditions, src.Generation, crmv1alpha1.ConditionReady, status, reason)
-			for _, s := range inMessage {
-				g.Expect(ready.Message).To(ContainSubstring(s))
-			}
-		}).Should(Succeed())
+		expectSourceReady(ns, name, status, reason, inMessage...)
 	}
 
 	It("is refused by the API server without spec.generic, with it for another provider, or with two authentication modes", func() {

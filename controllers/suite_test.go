@@ -327,6 +327,20 @@ func condition(g Gomega, conds []metav1.Condition, typ string) metav1.Condition 
 	return *c
 }
 
+// expectReadyOf waits until the object get reads has observed its generation
+// and is Ready with status and reason, its message holding each of inMessage.
+func expectReadyOf(get func(g Gomega) (generation, observed int64, conditions []metav1.Condition), status metav1.ConditionStatus, reason string, inMessage ...string) {
+	GinkgoHelper()
+	Eventually(func(g Gomega) {
+		generation, observed, conditions := get(g)
+		g.Expect(observed).To(Equal(generation))
+		ready := expectCondition(g, conditions, generation, crmv1alpha1.ConditionReady, status, reason)
+		for _, m := range inMessage {
+			g.Expect(ready.Message).To(ContainSubstring(m))
+		}
+	}).Should(Succeed())
+}
+
 // expectCondition asserts a condition's status and reason, and that it describes
 // the object's current generation.
 func expectCondition(g Gomega, conds []metav1.Condition, generation int64, typ string, status metav1.ConditionStatus, reason string) metav1.Condition {
