@@ -28,7 +28,6 @@ import (
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/util/retry"
 	kstatus "sigs.k8s.io/cli-utils/pkg/kstatus/status"
 
 	crmv1alpha1 "github.com/customer-operator/customer-operator/api/v1alpha1"
@@ -249,14 +248,9 @@ var _ = Describe("CustomerSink delivery", func() {
 		Expect(rc.all()).To(BeEmpty())
 
 		By("fixing the Secret")
-		Expect(retry.RetryOnConflict(retry.DefaultRetry, func() error {
-			s := &corev1.Secret{}
-			if err := k8sClient.Get(ctx, key(ns, "pending-secret"), s); err != nil {
-				return err
-			}
+		updateObject(ns, "pending-secret", func(s *corev1.Secret) {
 			s.Data = map[string][]byte{"secret": []byte(secret)}
-			return k8sClient.Update(ctx, s)
-		})).To(Succeed())
+		})
 		expectSinkReady(ns, "pending", metav1.ConditionTrue, crmv1alpha1.ReasonValid)
 		got := expectSynced(ns, c.Name, "pending")
 		Expect(rc.acked()).To(HaveKey(eventID(got)))
@@ -441,14 +435,9 @@ var _ = Describe("CustomerSink delivery", func() {
 		// From now on the receiver refuses what the new secret does not sign, and
 		// checks every request against the old secret as well.
 		rc.setSecrets([]string{oldSecret, newSecret}, []string{newSecret})
-		Expect(retry.RetryOnConflict(retry.DefaultRetry, func() error {
-			s := &corev1.Secret{}
-			if err := k8sClient.Get(ctx, key(ns, "rotating-secret"), s); err != nil {
-				return err
-			}
+		updateObject(ns, "rotating-secret", func(s *corev1.Secret) {
 			s.Data = map[string][]byte{"secret": []byte(newSecret), "previousSecret": []byte(oldSecret)}
-			return k8sClient.Update(ctx, s)
-		})).To(Succeed())
+		})
 		updateCustomer(ns, c.Name, func(c *crmv1alpha1.Customer) { c.Spec.DisplayName = "After rotation" })
 		got = expectSynced(ns, c.Name, "rotating")
 		Expect(got.Generation).To(BeNumerically("==", 2))

@@ -375,32 +375,35 @@ func argoHealthOf(g Gomega, kind, ns, name string) argocd.Health {
 	return h
 }
 
-// updateCustomer changes a Customer as a user would, retrying on conflicts with
-// the controller's own writes, and returns it as written.
-func updateCustomer(ns, name string, change func(*crmv1alpha1.Customer)) *crmv1alpha1.Customer {
+// updateObject changes the object ns/name as a user would: read afresh and
+// changed for every attempt, retried on conflicts with the controller's own
+// writes. It returns the object as written.
+func updateObject[T any, PT interface {
+	*T
+	client.Object
+}](ns, name string, change func(PT)) PT {
 	GinkgoHelper()
-	c := &crmv1alpha1.Customer{}
+	var obj PT
 	Expect(retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		if err := k8sClient.Get(ctx, key(ns, name), c); err != nil {
+		obj = new(T)
+		if err := k8sClient.Get(ctx, key(ns, name), obj); err != nil {
 			return err
 		}
-		change(c)
-		return k8sClient.Update(ctx, c)
+		change(obj)
+		return k8sClient.Update(ctx, obj)
 	})).To(Succeed())
-	return c
+	return obj
+}
+
+// updateCustomer changes a Customer as a user would (see updateObject).
+func updateCustomer(ns, name string, change func(*crmv1alpha1.Customer)) *crmv1alpha1.Customer {
+	GinkgoHelper()
+	return updateObject(ns, name, change)
 }
 
 func updateSink(ns, name string, change func(*crmv1alpha1.CustomerSink)) *crmv1alpha1.CustomerSink {
 	GinkgoHelper()
-	s := &crmv1alpha1.CustomerSink{}
-	Expect(retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		if err := k8sClient.Get(ctx, key(ns, name), s); err != nil {
-			return err
-		}
-		change(s)
-		return k8sClient.Update(ctx, s)
-	})).To(Succeed())
-	return s
+	return updateObject(ns, name, change)
 }
 
 // expectGone waits until an object no longer exists in the API server.
