@@ -351,13 +351,19 @@ func expectCondition(g Gomega, conds []metav1.Condition, generation int64, typ s
 	return c
 }
 
-// kstatusOf computes the kstatus (as Argo CD, Flux and kpt do) of an object, as
-// fetched from the API server.
-func kstatusOf(g Gomega, kind, ns, name string) kstatus.Status {
+// fetch reads an object of one of the API's kinds from the API server, as a
+// tool that knows no Go types reads it.
+func fetch(g Gomega, kind, ns, name string) *unstructured.Unstructured {
 	u := &unstructured.Unstructured{}
 	u.SetGroupVersionKind(crmv1alpha1.GroupVersion.WithKind(kind))
 	g.Expect(k8sClient.Get(ctx, key(ns, name), u)).To(Succeed())
-	res, err := kstatus.Compute(u)
+	return u
+}
+
+// kstatusOf computes the kstatus (as Argo CD, Flux and kpt do) of an object, as
+// fetched from the API server.
+func kstatusOf(g Gomega, kind, ns, name string) kstatus.Status {
+	res, err := kstatus.Compute(fetch(g, kind, ns, name))
 	g.Expect(err).NotTo(HaveOccurred())
 	return res.Status
 }
@@ -365,12 +371,9 @@ func kstatusOf(g Gomega, kind, ns, name string) kstatus.Status {
 // argoHealthOf runs the object's Argo CD health check (config/argocd) over it as
 // fetched from the API server, as Argo CD runs a check from argocd-cm.
 func argoHealthOf(g Gomega, kind, ns, name string) argocd.Health {
-	u := &unstructured.Unstructured{}
-	u.SetGroupVersionKind(crmv1alpha1.GroupVersion.WithKind(kind))
-	g.Expect(k8sClient.Get(ctx, key(ns, name), u)).To(Succeed())
 	script, err := argocd.Script(kind)
 	g.Expect(err).NotTo(HaveOccurred())
-	h, err := argocd.Run(script, u.Object)
+	h, err := argocd.Run(script, fetch(g, kind, ns, name).Object)
 	g.Expect(err).NotTo(HaveOccurred())
 	return h
 }
