@@ -39,44 +39,58 @@ var _ = Describe("CRD validation of durations and conditions", func() {
 		u.SetName(name)
 		return k8sClient.Create(ctx, u)
 	}
-	expectRefused := func(err error, inMessage ...string) {
+	// durationCase is one value of a duration field: refused with an Invalid
+	// error naming the field and holding each of inMessage, or accepted.
+	type durationCase struct {
+		name, value string
+		accepted    bool
+		inMessage   []string
+	}
+	refused := func(name, value string, inMessage ...string) durationCase {
+		return durationCase{name: name, value: value, inMessage: inMessage}
+	}
+	accepted := func(name, value string) durationCase { return durationCase{name: name, value: value, accepted: true} }
+	// expectDurations creates one object of kind for each case, spec giving its
+	// spec with the field at the case's value.
+	expectDurations := func(kind, field string, spec func(value string) map[string]any, cases ...durationCase) {
 		GinkgoHelper()
-		Expect(err).To(HaveOccurred())
-		Expect(apierrors.IsInvalid(err)).To(BeTrue(), "want an Invalid error, got %v", err)
-		for _, m := range inMessage {
-			Expect(err.Error()).To(ContainSubstring(m))
+		for _, c := range cases {
+			err := create(kind, c.name, spec(c.value))
+			if c.accepted {
+				Expect(err).NotTo(HaveOccurred(), "%s %s", field, c.value)
+				continue
+			}
+			Expect(err).To(HaveOccurred(), "%s %s", field, c.value)
+			Expect(apierrors.IsInvalid(err)).To(BeTrue(), "want an Invalid error, got %v", err)
+			for _, m := range append([]string{field}, c.inMessage...) {
+				Expect(err.Error()).To(ContainSubstring(m))
+			}
 		}
 	}
-	source := func(field, value string) map[string]any {
-		return map[string]any{"provider": "phasio", "secretRef": map[string]any{"name": "s"}, field: value}
+	source := func(field string) func(string) map[string]any {
+		return func(value string) map[string]any {
+			return map[string]any{"provider": "phasio", "secretRef": map[string]any{"name": "s"}, field: value}
+		}
 	}
 
 	It("refuses a CustomerSource whose timestampTolerance is no duration or out of its range, and accepts its bounds", func() {
-		expectRefused(create("CustomerSource", "words", source("timestampTolerance", "five minutes")), "spec.timestampTolerance")
-		expectRefused(create("CustomerSource", "days", source("timestampTolerance", "1d")), "spec.timestampTolerance")
-		expectRefused(create("CustomerSource", "zero", source("timestampTolerance", "0s")), "spec.timestampTolerance", "at least 10s")
-		expectRefused(create("CustomerSource", "a-day", source("timestampTolerance", "24h")), "spec.timestampTolerance", "at most 1h")
-		Expect(create("CustomerSource", "low", source("timestampTolerance", "10s"))).To(Succeed())
-		Expect(create("CustomerSource", "high", source("timestampTolerance", "1h"))).To(Succeed())
+		expectDurations("CustomerSource", "spec.timestampTolerance", source("timestampTolerance"),
+			refused("words", "five minutes"), refused("days", "1d"), refused("zero", "0s", "at least 10s"), refused("a-day", "24h", "at most 1h"),
+			accepted("low", "10s"), accepted("high", "1h"))
 	})
 
 	It("refuses a CustomerSource whose tombstoneRetention is no duration or out of its range, and accepts its bounds", func() {
-		expectRefused(create("CustomerSource", "words", source("tombstoneRetention", "a week")), "spec.tombstoneRetention")
-		expectRefused(create("CustomerSource", "negative", source("tombstoneRetention", "-168h")), "spec.tombstoneRetention")
-		expectRefused(create("CustomerSource", "short", source("tombstoneRetention", "59m")), "spec.tombstoneRetention", "at least 1h")
-		expectRefused(create("CustomerSource", "a-year", source("tombstoneRetention", "8760h")), "spec.tombstoneRetention", "at most 2160h")
-		Expect(create("CustomerSource", "low", source("tombstoneRetention", "1h"))).To(Succeed())
-		Expect(create("CustomerSource", "high", source("tombstoneRetention", "2160h"))).To(Succeed())
+		expectDurations("CustomerSource", "spec.tombstoneRetention", source("tombstoneRetention"),
+			refused("words", "a week"), refused("negative", "-168h"), refused("short", "59m", "at least 1h"), refused("a-year", "8760h", "at most 2160h"),
+			accepted("low", "1h"), accepted("high", "2160h"))
 	})
 
 	It("refuses a CustomerSink whose timeout is no duration or not positive", func() {
 		sink := func(timeout string) map[string]any {
 			return map[string]any{"url": "https://example.com/hook", "secretRef": map[string]any{"name": "s"}, "timeout": timeout}
 		}
-		expectRefused(create("CustomerSink", "words", sink("ten seconds")), "spec.timeout")
-		expectRefused(create("CustomerSink", "bare", sink("10")), "spec.timeout")
-		expectRefused(create("CustomerSink", "zero", sink("0s")), "spec.timeout", "at least 1s")
-		Expect(create("CustomerSink", "fine", sink("1.5s"))).To(Succeed())
+		expectDurations("CustomerSink", "spec.timeout", sink,
+			refused("words", "ten seconds"), refused("bare", "10"), refused("zero", "0s", "at least 1s"), accepted("fine", "1.5s"))
 	})
 
 	It("names every condition type a kind sets in its schema, as kubectl explain shows it", func() {

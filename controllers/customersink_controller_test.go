@@ -28,7 +28,6 @@ import (
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/util/retry"
 	kstatus "sigs.k8s.io/cli-utils/pkg/kstatus/status"
 
 	crmv1alpha1 "github.com/customer-operator/customer-operator/api/v1alpha1"
@@ -57,17 +56,25 @@ func createSignedSink(ns, name string, rc *receiver, secret string, mutate func(
 	return sink
 }
 
+// createSinkTo creates a CustomerSink delivering to url, signed with the
+// Secret secretName, and does not wait for it.
+func createSinkTo(ns, name, url, secretName string) *crmv1alpha1.CustomerSink {
+	GinkgoHelper()
+	sink := &crmv1alpha1.CustomerSink{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec:       crmv1alpha1.CustomerSinkSpec{URL: url, SecretRef: &crmv1alpha1.SecretReference{Name: secretName}},
+	}
+	Expect(k8sClient.Create(ctx, sink)).To(Succeed())
+	return sink
+}
+
 // expectSinkReady waits for a sink's Ready condition at its current generation.
 func expectSinkReady(ns, name string, status metav1.ConditionStatus, reason string, inMessage ...string) {
 	GinkgoHelper()
-	Eventually(func(g Gomega) {
+	expectReadyOf(func(g Gomega) (int64, int64, []metav1.Condition) {
 		s := getSink(g, ns, name)
-		g.Expect(s.Status.ObservedGeneration).To(Equal(s.Generation))
-		ready := expectCondition(g, s.Status.Conditions, s.Generation, crmv1alpha1.ConditionReady, status, reason)
-		for _, m := range inMessage {
-			g.Expect(ready.Message).To(ContainSubstring(m))
-		}
-	}).Should(Succeed())
+		return s.Generation, s.Status.ObservedGeneration, s.Status.Conditions
+	}, status, reason, inMessage...)
 }
 
 // expectSynced waits until a Customer's current generation is delivered to
@@ -206,14 +213,7 @@ var _ = Describe("CustomerSink delivery", func() {
 	It("reports a sink's Secret problems and suspension, and holds deliveries until the sink can serve", func() {
 		secret := newWebhookSecret()
 		rc := newReceiver(secret)
-		sink := &crmv1alpha1.CustomerSink{
-			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "pending"},
-			Spec: crmv1alpha1.CustomerSinkSpec{
-				URL:       rc.URL(),
-				SecretRef: &crmv1alpha1.SecretReference{Name: "pending-secret"},
-			},
-		}
-		Expect(k8sClient.Create(ctx, sink)).To(Succeed())
+		createSinkTo(ns, "pending", rc.URL(), "pending-secret")
 		expectSinkReady(ns, "pending", metav1.ConditionFalse, crmv1alpha1.ReasonSecretNotFound, "pending-secret")
 		Eventually(func(g Gomega) {
 			s := getSink(g, ns, "pending")
@@ -248,14 +248,9 @@ var _ = Describe("CustomerSink delivery", func() {
 		Expect(rc.all()).To(BeEmpty())
 
 		By("fixing the Secret")
-		Expect(retry.RetryOnConflict(retry.DefaultRetry, func() error {
-			s := &corev1.Secret{}
-			if err := k8sClient.Get(ctx, key(ns, "pending-secret"), s); err != nil {
-				return err
-			}
+		updateObject(ns, "pending-secret", func(s *corev1.Secret) {
 			s.Data = map[string][]byte{"secret": []byte(secret)}
-			return k8sClient.Update(ctx, s)
-		})).To(Succeed())
+		})
 		expectSinkReady(ns, "pending", metav1.ConditionTrue, crmv1alpha1.ReasonValid)
 		got := expectSynced(ns, c.Name, "pending")
 		Expect(rc.acked()).To(HaveKey(eventID(got)))
@@ -440,14 +435,9 @@ var _ = Describe("CustomerSink delivery", func() {
 		// From now on the receiver refuses what the new secret does not sign, and
 		// checks every request against the old secret as well.
 		rc.setSecrets([]string{oldSecret, newSecret}, []string{newSecret})
-		Expect(retry.RetryOnConflict(retry.DefaultRetry, func() error {
-			s := &corev1.Secret{}
-			if err := k8sClient.Get(ctx, key(ns, "rotating-secret"), s); err != nil {
-				return err
-			}
+		updateObject(ns, "rotating-secret", func(s *corev1.Secret) {
 			s.Data = map[string][]byte{"secret": []byte(newSecret), "previousSecret": []byte(oldSecret)}
-			return k8sClient.Update(ctx, s)
-		})).To(Succeed())
+		})
 		updateCustomer(ns, c.Name, func(c *crmv1alpha1.Customer) { c.Spec.DisplayName = "After rotation" })
 		got = expectSynced(ns, c.Name, "rotating")
 		Expect(got.Generation).To(BeNumerically("==", 2))

@@ -24,7 +24,6 @@ import (
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/util/retry"
 	kstatus "sigs.k8s.io/cli-utils/pkg/kstatus/status"
 
 	crmv1alpha1 "github.com/customer-operator/customer-operator/api/v1alpha1"
@@ -39,6 +38,17 @@ func phasioKey(n int) string {
 	_, err := rand.Read(b)
 	Expect(err).NotTo(HaveOccurred())
 	return base64.URLEncoding.EncodeToString(b)
+}
+
+// expectSourceReady waits for a source's Ready condition at its current
+// generation.
+func expectSourceReady(ns, name string, status metav1.ConditionStatus, reason string, inMessage ...string) {
+	GinkgoHelper()
+	expectReadyOf(func(g Gomega) (int64, int64, []metav1.Condition) {
+		src := &crmv1alpha1.CustomerSource{}
+		g.Expect(k8sClient.Get(ctx, key(ns, name), src)).To(Succeed())
+		return src.Generation, src.Status.ObservedGeneration, src.Status.Conditions
+	}, status, reason, inMessage...)
 }
 
 var _ = Describe("CustomerSource controller", func() {
@@ -64,14 +74,7 @@ var _ = Describe("CustomerSource controller", func() {
 	}
 	expectReady := func(name string, status metav1.ConditionStatus, reason string, inMessage ...string) {
 		GinkgoHelper()
-		Eventually(func(g Gomega) {
-			src := getSource(g, name)
-			g.Expect(src.Status.ObservedGeneration).To(Equal(src.Generation))
-			ready := expectCondition(g, src.Status.Conditions, src.Generation, crmv1alpha1.ConditionReady, status, reason)
-			for _, s := range inMessage {
-				g.Expect(ready.Message).To(ContainSubstring(s))
-			}
-		}).Should(Succeed())
+		expectSourceReady(ns, name, status, reason, inMessage...)
 	}
 
 	It("is Ready with a valid Secret and publishes its webhook path", func() {
@@ -115,14 +118,9 @@ var _ = Describe("CustomerSource controller", func() {
 			g.Expect(h.Message).To(ContainSubstring(`"short"`))
 		}).Should(Succeed())
 
-		Expect(retry.RetryOnConflict(retry.DefaultRetry, func() error {
-			s := &corev1.Secret{}
-			if err := k8sClient.Get(ctx, key(ns, "short"), s); err != nil {
-				return err
-			}
+		updateObject(ns, "short", func(s *corev1.Secret) {
 			s.Data = map[string][]byte{"secret": []byte(phasioKey(32))}
-			return k8sClient.Update(ctx, s)
-		})).To(Succeed())
+		})
 		expectReady("short-key", metav1.ConditionTrue, crmv1alpha1.ReasonValid)
 	})
 
@@ -133,14 +131,9 @@ var _ = Describe("CustomerSource controller", func() {
 
 		setSuspend := func(v bool) {
 			GinkgoHelper()
-			Expect(retry.RetryOnConflict(retry.DefaultRetry, func() error {
-				src := &crmv1alpha1.CustomerSource{}
-				if err := k8sClient.Get(ctx, key(ns, "pausable"), src); err != nil {
-					return err
-				}
+			updateObject(ns, "pausable", func(src *crmv1alpha1.CustomerSource) {
 				src.Spec.Suspend = v
-				return k8sClient.Update(ctx, src)
-			})).To(Succeed())
+			})
 		}
 		setSuspend(true)
 		// What its owner asked for holds: a wait on it (helm --wait, a Flux
@@ -172,14 +165,9 @@ var _ = Describe("CustomerSource controller", func() {
 			g.Expect(argoHealthOf(g, "CustomerSource", ns, "paused-early").Status).To(Equal("Suspended"))
 		}).Should(Succeed())
 
-		Expect(retry.RetryOnConflict(retry.DefaultRetry, func() error {
-			got := &crmv1alpha1.CustomerSource{}
-			if err := k8sClient.Get(ctx, key(ns, "paused-early"), got); err != nil {
-				return err
-			}
+		updateObject(ns, "paused-early", func(got *crmv1alpha1.CustomerSource) {
 			got.Spec.Suspend = false
-			return k8sClient.Update(ctx, got)
-		})).To(Succeed())
+		})
 		expectReady("paused-early", metav1.ConditionFalse, crmv1alpha1.ReasonSecretNotFound, "not-yet")
 		Eventually(func(g Gomega) {
 			g.Expect(kstatusOf(g, "CustomerSource", ns, "paused-early")).To(Equal(kstatus.FailedStatus))

@@ -25,7 +25,6 @@ import (
 	eventsv1 "k8s.io/api/events/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	crmv1alpha1 "github.com/customer-operator/customer-operator/api/v1alpha1"
@@ -56,14 +55,9 @@ var _ = Describe("CustomerSource Events", func() {
 	}
 	setKey := func(ns, name string, data map[string][]byte) {
 		GinkgoHelper()
-		Expect(retry.RetryOnConflict(retry.DefaultRetry, func() error {
-			s := &corev1.Secret{}
-			if err := k8sClient.Get(ctx, key(ns, name), s); err != nil {
-				return err
-			}
+		updateObject(ns, name, func(s *corev1.Secret) {
 			s.Data = data
-			return k8sClient.Update(ctx, s)
-		})).To(Succeed())
+		})
 	}
 
 	It("records becoming Ready, and a Warning with the reason when a key rotation leaves the Secret unusable", func() {

@@ -20,7 +20,6 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/util/retry"
 
 	crmv1alpha1 "github.com/customer-operator/customer-operator/api/v1alpha1"
 )
@@ -46,15 +45,7 @@ var _ = Describe("Generic CustomerSource", func() {
 	}
 	expectReady := func(name string, status metav1.ConditionStatus, reason string, inMessage ...string) {
 		GinkgoHelper()
-		Eventually(func(g Gomega) {
-			src := &crmv1alpha1.CustomerSource{}
-			g.Expect(k8sClient.Get(ctx, key(ns, name), src)).To(Succeed())
-			g.Expect(src.Status.ObservedGeneration).To(Equal(src.Generation))
-			ready := expectCondition(g, src.Status.Conditions, src.Generation, crmv1alpha1.ConditionReady, status, reason)
-			for _, s := range inMessage {
-				g.Expect(ready.Message).To(ContainSubstring(s))
-			}
-		}).Should(Succeed())
+		expectSourceReady(ns, name, status, reason, inMessage...)
 	}
 
 	It("is refused by the API server without spec.generic, with it for another provider, or with two authentication modes", func() {
@@ -82,25 +73,15 @@ var _ = Describe("Generic CustomerSource", func() {
 		Expect(k8sClient.Create(ctx, source("github", crmv1alpha1.ProviderGeneric, bad))).To(Succeed())
 		expectReady("github", metav1.ConditionFalse, crmv1alpha1.ReasonInvalidExpression, "spec.generic.mapping.email", "Syntax error")
 
-		Expect(retry.RetryOnConflict(retry.DefaultRetry, func() error {
-			src := &crmv1alpha1.CustomerSource{}
-			if err := k8sClient.Get(ctx, key(ns, "github"), src); err != nil {
-				return err
-			}
+		updateObject(ns, "github", func(src *crmv1alpha1.CustomerSource) {
 			src.Spec.Generic.Mapping.Email = "body.customer.email"
 			src.Spec.Generic.Events.Deleted = "size(body.action)"
-			return k8sClient.Update(ctx, src)
-		})).To(Succeed())
+		})
 		expectReady("github", metav1.ConditionFalse, crmv1alpha1.ReasonInvalidExpression, "spec.generic.events.deleted", "not a bool")
 
-		Expect(retry.RetryOnConflict(retry.DefaultRetry, func() error {
-			src := &crmv1alpha1.CustomerSource{}
-			if err := k8sClient.Get(ctx, key(ns, "github"), src); err != nil {
-				return err
-			}
+		updateObject(ns, "github", func(src *crmv1alpha1.CustomerSource) {
 			src.Spec.Generic.Events.Deleted = "body.action == 'deleted'"
-			return k8sClient.Update(ctx, src)
-		})).To(Succeed())
+		})
 		expectReady("github", metav1.ConditionTrue, crmv1alpha1.ReasonValid, "accepting generic webhooks")
 	})
 })

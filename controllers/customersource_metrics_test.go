@@ -23,7 +23,6 @@ import (
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/util/retry"
 
 	crmv1alpha1 "github.com/customer-operator/customer-operator/api/v1alpha1"
 )
@@ -60,14 +59,9 @@ var _ = Describe("customer_operator_source_ready", func() {
 		Eventually(func(g Gomega) { g.Expect(readiness(g, source)).To(Equal("1")) }).Should(Succeed())
 
 		By("a 16-byte key, which phasio refuses: 0, with the Ready condition False")
-		Expect(retry.RetryOnConflict(retry.DefaultRetry, func() error {
-			s := &corev1.Secret{}
-			if err := k8sClient.Get(ctx, key(ns, "phasio-creds"), s); err != nil {
-				return err
-			}
+		updateObject(ns, "phasio-creds", func(s *corev1.Secret) {
 			s.Data = map[string][]byte{"secret": []byte(phasioKey(16))}
-			return k8sClient.Update(ctx, s)
-		})).To(Succeed())
+		})
 		Eventually(func(g Gomega) {
 			g.Expect(readiness(g, source)).To(Equal("0"))
 			got := &crmv1alpha1.CustomerSource{}

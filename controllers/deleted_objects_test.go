@@ -18,24 +18,15 @@ package controllers
 
 import (
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
-	"math/big"
 	"net/http"
 	"net/http/httptest"
-	"runtime"
-	"strings"
 	"sync"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
-	"golang.org/x/sync/errgroup"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
@@ -47,44 +38,21 @@ import (
 	"github.com/customer-operator/customer-operator/controllers/delivery"
 	"github.com/customer-operator/customer-operator/internal/cachetransform"
 	"github.com/customer-operator/customer-operator/test/envtestutil"
+	"github.com/customer-operator/customer-operator/test/testcert"
 	"github.com/customer-operator/customer-operator/webhookserver"
-	"github.com/customer-operator/customer-operator/webhookserver/providers"
-	"github.com/customer-operator/customer-operator/webhookserver/providers/registry"
 )
 
 // caBundle is a PEM bundle of about size bytes: one self-signed CA, repeated.
 func caBundle(size int) []byte {
 	GinkgoHelper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	one, err := testcert.SelfSignedCA("churn CA")
 	Expect(err).NotTo(HaveOccurred())
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "churn CA"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	Expect(err).NotTo(HaveOccurred())
-	one := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 	return bytes.Repeat(one, max(size/len(one), 1))
 }
 
 // churnSecretBytes is the size of each source's Secret: just under 1 MiB, so
 // that the Secret with its JSON encoding stays under etcd's request limit.
 const churnSecretBytes = 1<<20 - 16<<10
-
-// heapNow is the live heap after a collection, in use and allocated.
-func heapNow() (inUse, alloc uint64) {
-	runtime.GC()
-	var m runtime.MemStats
-	runtime.ReadMemStats(&m)
-	return m.HeapInuse, m.HeapAlloc
-}
-
-func mib(b uint64) float64 { return float64(b) / (1 << 20) }
 
 // churnServer runs a webhook server in the process, on a manager of its own
 // but with the suite's Secret cache, as --mode=all shares one, and returns its
@@ -117,81 +85,31 @@ func churnServer(sweep time.Duration) string {
 // churnSecretBytes, and n CustomerSinks in sinkNS, each with a Secret of its
 // own holding ca (which the sink's resolved target keeps a copy of); sends
 // each source a signed event and waits until each sink has been delivered to.
-func churn(hooks string, rc *pathReceiver, srcNS, sinkNS string, n int, padding, ca []byte) {
+func churn(sources envtestutil.SourceChurn, rc *pathReceiver, srcNS, sinkNS string, padding, ca []byte) {
 	GinkgoHelper()
-	gettrx := registry.Lookup(crmv1alpha1.ProviderGETTRX).(providers.Simulator)
-	event := `{"id":"evt_churn","type":"customer.updated","created":"%d","data":{"object":{"id":"cus_churn","object":"customer","name":%q,"email":"churn@example.com"}}}`
-
-	var g errgroup.Group
-	g.SetLimit(8)
-	for i := range n {
-		g.Go(func() error {
-			defer GinkgoRecover()
-			name := fmt.Sprintf("src-%d", i)
-			secret := map[string][]byte{providers.KeySecret: []byte(fmt.Sprintf("whsec-churn-%d", i)), "padding": padding}
-			Expect(k8sClient.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: srcNS, Name: name}, Data: secret})).To(Succeed())
-			Expect(k8sClient.Create(ctx, &crmv1alpha1.CustomerSource{
-				ObjectMeta: metav1.ObjectMeta{Namespace: srcNS, Name: name},
-				Spec:       crmv1alpha1.CustomerSourceSpec{Provider: crmv1alpha1.ProviderGETTRX, SecretRef: crmv1alpha1.SecretReference{Name: name}},
-			})).To(Succeed())
-			// Every other source's event can never be applied (its name is too
-			// long): a signed request answered 422, which is counted too.
-			customer, want := "Churn", BeNumerically("<", 300)
-			if i%2 == 1 {
-				customer, want = strings.Repeat("y", 600), Equal(http.StatusUnprocessableEntity)
-			}
-			// 404 and 503 until the server's caches hold the source and its Secret.
-			Eventually(func() int {
-				body, header, err := gettrx.Prepare(fmt.Appendf(nil, event, time.Now().Unix(), customer), secret, time.Now())
-				Expect(err).NotTo(HaveOccurred())
-				req, err := http.NewRequest(http.MethodPost, hooks+"/hooks/"+srcNS+"/"+name, strings.NewReader(string(body)))
-				Expect(err).NotTo(HaveOccurred())
-				req.Header = header
-				resp, err := http.DefaultClient.Do(req)
-				if err != nil {
-					return 0
-				}
-				_ = resp.Body.Close()
-				return resp.StatusCode
-			}).WithTimeout(30*time.Second).WithPolling(50*time.Millisecond).Should(want, "source %s never answered its signed event as expected", name)
-
-			sink := fmt.Sprintf("sink-%d", i)
-			whsec := newWebhookSecret()
-			Expect(k8sClient.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: sinkNS, Name: sink},
-				StringData: map[string]string{delivery.KeySecret: whsec, delivery.KeyCA: string(ca)}})).To(Succeed())
-			Expect(k8sClient.Create(ctx, &crmv1alpha1.CustomerSink{
-				ObjectMeta: metav1.ObjectMeta{Namespace: sinkNS, Name: sink},
-				Spec: crmv1alpha1.CustomerSinkSpec{URL: rc.url(sink), Format: crmv1alpha1.FormatStandardWebhooks,
-					SecretRef: &crmv1alpha1.SecretReference{Name: sink}},
-			})).To(Succeed())
-			return nil
-		})
-	}
-	Expect(g.Wait()).To(Succeed())
-	Eventually(rc.paths).WithTimeout(60*time.Second).Should(BeNumerically(">=", n), "not every sink was delivered to")
+	sources.Create(ctx, srcNS, padding, func(i int) {
+		sink := fmt.Sprintf("sink-%d", i)
+		whsec := newWebhookSecret()
+		Expect(k8sClient.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: sinkNS, Name: sink},
+			StringData: map[string]string{delivery.KeySecret: whsec, delivery.KeyCA: string(ca)}})).To(Succeed())
+		Expect(k8sClient.Create(ctx, &crmv1alpha1.CustomerSink{
+			ObjectMeta: metav1.ObjectMeta{Namespace: sinkNS, Name: sink},
+			Spec: crmv1alpha1.CustomerSinkSpec{URL: rc.url(sink), Format: crmv1alpha1.FormatStandardWebhooks,
+				SecretRef: &crmv1alpha1.SecretReference{Name: sink}},
+		})).To(Succeed())
+	})
+	Eventually(rc.paths).WithTimeout(60*time.Second).Should(BeNumerically(">=", sources.N), "not every sink was delivered to")
 }
 
 // unchurn deletes what churn created, and the Secrets of every other source:
 // the rest stay, referenced by nothing.
-func unchurn(srcNS, sinkNS string, n int) {
+func unchurn(sources envtestutil.SourceChurn, srcNS, sinkNS string) {
 	GinkgoHelper()
-	var g errgroup.Group
-	g.SetLimit(8)
-	for i := range n {
-		g.Go(func() error {
-			defer GinkgoRecover()
-			name := fmt.Sprintf("src-%d", i)
-			Expect(k8sClient.Delete(ctx, &crmv1alpha1.CustomerSource{ObjectMeta: metav1.ObjectMeta{Namespace: srcNS, Name: name}})).To(Succeed())
-			if i%2 == 0 {
-				Expect(k8sClient.Delete(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: srcNS, Name: name}})).To(Succeed())
-			}
-			sink := fmt.Sprintf("sink-%d", i)
-			Expect(k8sClient.Delete(ctx, &crmv1alpha1.CustomerSink{ObjectMeta: metav1.ObjectMeta{Namespace: sinkNS, Name: sink}})).To(Succeed())
-			Expect(k8sClient.Delete(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: sinkNS, Name: sink}})).To(Succeed())
-			return nil
-		})
-	}
-	Expect(g.Wait()).To(Succeed())
+	sources.Delete(ctx, srcNS, func(i int) {
+		sink := fmt.Sprintf("sink-%d", i)
+		Expect(k8sClient.Delete(ctx, &crmv1alpha1.CustomerSink{ObjectMeta: metav1.ObjectMeta{Namespace: sinkNS, Name: sink}})).To(Succeed())
+		Expect(k8sClient.Delete(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: sinkNS, Name: sink}})).To(Succeed())
+	})
 }
 
 // pathReceiver acknowledges every delivery and counts the paths delivered to:
@@ -233,24 +151,28 @@ var _ = Describe("what is kept for deleted objects", Serial, func() {
 		const n = 200
 		padding := make([]byte, churnSecretBytes)
 		_, _ = rand.Read(padding)
-		hooks := churnServer(testSweepInterval)
 		rc := newPathReceiver()
+		// Every source's event names the same Customer: a source namespace
+		// keeps one Customer, not one a source for the heap to hold.
+		event := `{"id":"evt_churn","type":"customer.updated","created":"%d","data":{"object":{"id":"cus_churn","object":"customer","name":%q,"email":"churn@example.com"}}}`
+		sources := envtestutil.SourceChurn{Client: k8sClient, Hooks: churnServer(testSweepInterval), N: n,
+			Event: func(_, customer string) []byte { return fmt.Appendf(nil, event, time.Now().Unix(), customer) }}
 
 		ca := caBundle(64 << 10)
-		round := func(n int, padding []byte) (srcNS, sinkNS string) {
+		round := func(padding []byte) (srcNS, sinkNS string) {
 			srcNS, sinkNS = newNamespace(), newNamespace()
 			rc.reset()
 			// One Customer for the sinks to deliver.
 			Expect(k8sClient.Create(ctx, newCustomer(sinkNS, "churn", crmv1alpha1.CustomerSpec{DisplayName: "Churn"}))).To(Succeed())
-			churn(hooks, rc, srcNS, sinkNS, n, padding, ca)
+			churn(sources, rc, srcNS, sinkNS, padding, ca)
 			return srcNS, sinkNS
 		}
 
 		// A first round, with small Secrets, warms up the caches, informers and
 		// connections, and grows the maps that never shrink (the metric vectors',
 		// the informers' indexes) to the churn's size.
-		warmSrc, warmSink := round(n, padding[:1<<10])
-		unchurn(warmSrc, warmSink, n)
+		warmSrc, warmSink := round(padding[:1<<10])
+		unchurn(sources, warmSrc, warmSink)
 		// The baseline is taken once the sweeps had their chance; what they leave
 		// of the warm-up is the measured round's to show.
 		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(testSweepInterval) {
@@ -259,25 +181,25 @@ var _ = Describe("what is kept for deleted objects", Serial, func() {
 			}
 		}
 		time.Sleep(4 * testSweepInterval)
-		inUseBefore, allocBefore := heapNow()
+		inUseBefore, allocBefore := envtestutil.Heap()
 
-		srcNS, sinkNS := round(n, padding)
+		srcNS, sinkNS := round(padding)
 		series, examples := envtestutil.SeriesNaming(srcNS, sinkNS)
 		Expect(series).To(BeNumerically(">=", 2*n), "the churned objects have series, e.g. %v", examples)
-		inUsePeak, allocPeak := heapNow()
-		unchurn(srcNS, sinkNS, n)
+		inUsePeak, allocPeak := envtestutil.Heap()
+		unchurn(sources, srcNS, sinkNS)
 
 		start := time.Now()
 		var inUse, alloc uint64
 		Eventually(func(g Gomega) {
-			inUse, alloc = heapNow()
+			inUse, alloc = envtestutil.Heap()
 			left, examples := envtestutil.SeriesNaming(srcNS, sinkNS)
 			state := fmt.Sprintf("%d series left (e.g. %v); heap allocated %.1f MiB, %.1f MiB before and %.1f MiB with the objects (in use %.1f, %.1f, %.1f MiB)",
-				left, examples, mib(alloc), mib(allocBefore), mib(allocPeak), mib(inUse), mib(inUseBefore), mib(inUsePeak))
+				left, examples, envtestutil.MiB(alloc), envtestutil.MiB(allocBefore), envtestutil.MiB(allocPeak), envtestutil.MiB(inUse), envtestutil.MiB(inUseBefore), envtestutil.MiB(inUsePeak))
 			g.Expect(left).To(BeZero(), state)
 			g.Expect(float64(alloc)).To(BeNumerically("<=", 1.1*float64(allocBefore)), state)
 		}).WithTimeout(30 * time.Second).WithPolling(time.Second).Should(Succeed())
 		AddReportEntry("heap", fmt.Sprintf("allocated %.1f MiB before, %.1f MiB with %d sources and sinks, %.1f MiB after their delete (%s later); in use %.1f, %.1f, %.1f MiB",
-			mib(allocBefore), mib(allocPeak), n, mib(alloc), time.Since(start).Round(time.Second), mib(inUseBefore), mib(inUsePeak), mib(inUse)))
+			envtestutil.MiB(allocBefore), envtestutil.MiB(allocPeak), n, envtestutil.MiB(alloc), time.Since(start).Round(time.Second), envtestutil.MiB(inUseBefore), envtestutil.MiB(inUsePeak), envtestutil.MiB(inUse)))
 	})
 })

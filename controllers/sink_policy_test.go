@@ -76,14 +76,7 @@ var _ = Describe("Where deliveries may go", func() {
 		secret := newWebhookSecret()
 		refused := newReceiverOnIPv6Loopback(secret)
 		createSecret(ns, "lo-secret", map[string]string{"secret": secret})
-		sink := &crmv1alpha1.CustomerSink{
-			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "lo"},
-			Spec: crmv1alpha1.CustomerSinkSpec{
-				URL:       refused.URL(),
-				SecretRef: &crmv1alpha1.SecretReference{Name: "lo-secret"},
-			},
-		}
-		Expect(k8sClient.Create(ctx, sink)).To(Succeed())
+		createSinkTo(ns, "lo", refused.URL(), "lo-secret")
 		expectSinkReady(ns, "lo", metav1.ConditionFalse, crmv1alpha1.ReasonAddressNotAllowed, "::1", "--sink-allow-cidrs")
 
 		c := newCustomer(ns, "gettrx-cus-1", crmv1alpha1.CustomerSpec{Provider: crmv1alpha1.ProviderGETTRX, ExternalID: "cus_1", DisplayName: "Acme"})

@@ -327,6 +327,20 @@ func condition(g Gomega, conds []metav1.Condition, typ string) metav1.Condition 
 	return *c
 }
 
+// expectReadyOf waits until the object get reads has observed its generation
+// and is Ready with status and reason, its message holding each of inMessage.
+func expectReadyOf(get func(g Gomega) (generation, observed int64, conditions []metav1.Condition), status metav1.ConditionStatus, reason string, inMessage ...string) {
+	GinkgoHelper()
+	Eventually(func(g Gomega) {
+		generation, observed, conditions := get(g)
+		g.Expect(observed).To(Equal(generation))
+		ready := expectCondition(g, conditions, generation, crmv1alpha1.ConditionReady, status, reason)
+		for _, m := range inMessage {
+			g.Expect(ready.Message).To(ContainSubstring(m))
+		}
+	}).Should(Succeed())
+}
+
 // expectCondition asserts a condition's status and reason, and that it describes
 // the object's current generation.
 func expectCondition(g Gomega, conds []metav1.Condition, generation int64, typ string, status metav1.ConditionStatus, reason string) metav1.Condition {
@@ -337,13 +351,19 @@ func expectCondition(g Gomega, conds []metav1.Condition, generation int64, typ s
 	return c
 }
 
-// kstatusOf computes the kstatus (as Argo CD, Flux and kpt do) of an object, as
-// fetched from the API server.
-func kstatusOf(g Gomega, kind, ns, name string) kstatus.Status {
+// fetch reads an object of one of the API's kinds from the API server, as a
+// tool that knows no Go types reads it.
+func fetch(g Gomega, kind, ns, name string) *unstructured.Unstructured {
 	u := &unstructured.Unstructured{}
 	u.SetGroupVersionKind(crmv1alpha1.GroupVersion.WithKind(kind))
 	g.Expect(k8sClient.Get(ctx, key(ns, name), u)).To(Succeed())
-	res, err := kstatus.Compute(u)
+	return u
+}
+
+// kstatusOf computes the kstatus (as Argo CD, Flux and kpt do) of an object, as
+// fetched from the API server.
+func kstatusOf(g Gomega, kind, ns, name string) kstatus.Status {
+	res, err := kstatus.Compute(fetch(g, kind, ns, name))
 	g.Expect(err).NotTo(HaveOccurred())
 	return res.Status
 }
@@ -351,42 +371,42 @@ func kstatusOf(g Gomega, kind, ns, name string) kstatus.Status {
 // argoHealthOf runs the object's Argo CD health check (config/argocd) over it as
 // fetched from the API server, as Argo CD runs a check from argocd-cm.
 func argoHealthOf(g Gomega, kind, ns, name string) argocd.Health {
-	u := &unstructured.Unstructured{}
-	u.SetGroupVersionKind(crmv1alpha1.GroupVersion.WithKind(kind))
-	g.Expect(k8sClient.Get(ctx, key(ns, name), u)).To(Succeed())
 	script, err := argocd.Script(kind)
 	g.Expect(err).NotTo(HaveOccurred())
-	h, err := argocd.Run(script, u.Object)
+	h, err := argocd.Run(script, fetch(g, kind, ns, name).Object)
 	g.Expect(err).NotTo(HaveOccurred())
 	return h
 }
 
-// updateCustomer changes a Customer as a user would, retrying on conflicts with
-// the controller's own writes, and returns it as written.
-func updateCustomer(ns, name string, change func(*crmv1alpha1.Customer)) *crmv1alpha1.Customer {
+// updateObject changes the object ns/name as a user would: read afresh and
+// changed for every attempt, retried on conflicts with the controller's own
+// writes. It returns the object as written.
+func updateObject[T any, PT interface {
+	*T
+	client.Object
+}](ns, name string, change func(PT)) PT {
 	GinkgoHelper()
-	c := &crmv1alpha1.Customer{}
+	var obj PT
 	Expect(retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		if err := k8sClient.Get(ctx, key(ns, name), c); err != nil {
+		obj = new(T)
+		if err := k8sClient.Get(ctx, key(ns, name), obj); err != nil {
 			return err
 		}
-		change(c)
-		return k8sClient.Update(ctx, c)
+		change(obj)
+		return k8sClient.Update(ctx, obj)
 	})).To(Succeed())
-	return c
+	return obj
+}
+
+// updateCustomer changes a Customer as a user would (see updateObject).
+func updateCustomer(ns, name string, change func(*crmv1alpha1.Customer)) *crmv1alpha1.Customer {
+	GinkgoHelper()
+	return updateObject(ns, name, change)
 }
 
 func updateSink(ns, name string, change func(*crmv1alpha1.CustomerSink)) *crmv1alpha1.CustomerSink {
 	GinkgoHelper()
-	s := &crmv1alpha1.CustomerSink{}
-	Expect(retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		if err := k8sClient.Get(ctx, key(ns, name), s); err != nil {
-			return err
-		}
-		change(s)
-		return k8sClient.Update(ctx, s)
-	})).To(Succeed())
-	return s
+	return updateObject(ns, name, change)
 }
 
 // expectGone waits until an object no longer exists in the API server.

@@ -61,10 +61,7 @@ var _ = Describe("Decoding bounds", Serial, func() {
 		ns := newNamespace()
 		createSource(ns, "smarterpay", crmv1alpha1.ProviderSmarterPay, smarterpaySecret)
 		path := srvURL + "/hooks/" + ns + "/smarterpay"
-		Eventually(func() int {
-			code, _ := do(http.MethodPost, path, []byte("{"), http.Header{})
-			return code
-		}, 20*time.Second, 50*time.Millisecond).ShouldNot(Equal(http.StatusNotFound))
+		waitServed(srvURL, ns, "smarterpay")
 
 		bomb := batchBomb(int(DefaultOptions.MaxBodyBytes))
 		Expect(strings.Count(string(bomb), "{}")).To(BeNumerically(">", 340_000))
@@ -117,10 +114,7 @@ var _ = Describe("Decoding limits", func() {
 		ns := newNamespace()
 		createSource(ns, "smarterpay", crmv1alpha1.ProviderSmarterPay, smarterpaySecret)
 		path := srvURL + "/hooks/" + ns + "/smarterpay"
-		Eventually(func() int {
-			code, _ := do(http.MethodPost, path, []byte("{"), http.Header{})
-			return code
-		}, 20*time.Second, 50*time.Millisecond).ShouldNot(Equal(http.StatusNotFound))
+		waitServed(srvURL, ns, "smarterpay")
 
 		body, header := signed(crmv1alpha1.ProviderSmarterPay, smarterpaySecret, smarterpayEvents("OK", 3))
 		code, resp := do(http.MethodPost, path, body, header)
@@ -146,10 +140,7 @@ var _ = Describe("Decoding limits", func() {
 		ns := newNamespace()
 		createSource(ns, "smarterpay", crmv1alpha1.ProviderSmarterPay, smarterpaySecret)
 		createSource(ns, "gettrx", crmv1alpha1.ProviderGETTRX, gettrxSecret)
-		Eventually(func() int {
-			code, _ := do(http.MethodPost, srvURL+"/hooks/"+ns+"/smarterpay", []byte("{"), http.Header{})
-			return code
-		}, 20*time.Second, 50*time.Millisecond).ShouldNot(Equal(http.StatusNotFound))
+		waitServed(srvURL, ns, "smarterpay")
 
 		batch := smarterpayEvents("BUDGET", 150)
 		body, header := signed(crmv1alpha1.ProviderSmarterPay, smarterpaySecret, batch)

@@ -163,10 +163,7 @@ var _ = Describe("Unauthenticated traffic", Serial, func() {
 		Expect(err).NotTo(HaveOccurred())
 		ns := newNamespace()
 		createSource(ns, "src", provider, secret)
-		Eventually(func() int {
-			code, _ := do(http.MethodPost, srvURL+"/hooks/"+ns+"/src", []byte("{"), http.Header{})
-			return code
-		}, 20*time.Second, 50*time.Millisecond).ShouldNot(Equal(http.StatusNotFound))
+		waitServed(srvURL, ns, "src")
 
 		runtime.GC()
 		debug.FreeOSMemory()

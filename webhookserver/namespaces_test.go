@@ -22,9 +22,7 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
-	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	crmv1alpha1 "github.com/customer-operator/customer-operator/api/v1alpha1"
 	"github.com/customer-operator/customer-operator/internal/secretcache"
@@ -39,23 +37,13 @@ var _ = Describe("--watch-namespaces", func() {
 
 		// A server restricted as main.go restricts it: caches and Secret reads
 		// cover only the watched namespace.
-		mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-			Scheme:                 scheme,
-			Cache:                  cache.Options{DefaultNamespaces: map[string]cache.Config{watched: {}}},
-			Metrics:                metricsserver.Options{BindAddress: "0"},
-			HealthProbeBindAddress: "0",
-		})
-		Expect(err).NotTo(HaveOccurred())
-		s := New(Options{BindAddress: "127.0.0.1:0", Namespaces: []string{watched}}, mgr.GetClient(), mgr.GetAPIReader(),
+		mgr := newServerManager(cfg, cache.Options{DefaultNamespaces: map[string]cache.Config{watched: {}}})
+		_, url := serveOn(mgr, Options{BindAddress: "127.0.0.1:0", Namespaces: []string{watched}},
 			secretcache.NewByName(mgr.GetAPIReader(), time.Second, watched), mgr.GetEventRecorder("webhook-server"))
-		addr, err := s.Listen()
-		Expect(err).NotTo(HaveOccurred())
-		Expect(mgr.Add(s)).To(Succeed())
 		go func() {
 			defer GinkgoRecover()
 			Expect(mgr.Start(ctx)).To(Succeed())
 		}()
-		url := "http://" + addr.String()
 
 		Eventually(func() int {
 			code, _ := do(http.MethodPost, url+"/hooks/"+watched+"/gettrx", []byte("{"), http.Header{})

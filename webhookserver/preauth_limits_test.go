@@ -182,10 +182,7 @@ var _ = Describe("Limits before authentication", func() {
 		srv, srvURL := startTestServer(cfg, Options{BindAddress: "127.0.0.1:0", MaxBodyBytes: 1_000_000, MaxBufferedBytes: 2_600_000})
 		createSource(ns, "gettrx", crmv1alpha1.ProviderGETTRX, gettrxSecret)
 		path := "/hooks/" + ns + "/gettrx"
-		Eventually(func() int {
-			code, _ := do(http.MethodPost, srvURL+path, []byte("{"), http.Header{})
-			return code
-		}, 20*time.Second, 50*time.Millisecond).ShouldNot(Equal(http.StatusNotFound))
+		waitServed(srvURL, ns, "gettrx")
 
 		By("two stalled 1 MB bodies holding most of the budget")
 		held := rawRequest(srvURL, path, http.Header{"X-Webhook-Signature": {strings.Repeat("0", 64)}}, 1_000_000, bytes.Repeat([]byte("x"), 999_999))

@@ -35,6 +35,7 @@ import (
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -108,30 +109,55 @@ func startServer(cfg *rest.Config, opts Options) string {
 // startTestServer is startServer that also returns the Server, for the tests
 // that look at its state.
 func startTestServer(cfg *rest.Config, opts Options) (*Server, string) {
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:                 scheme,
-		Metrics:                metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress: "0",
-		// As main.go's cache: in --mode=all the controllers' transform shapes the
-		// Customers the webhook server reads and updates.
-		Cache: cache.Options{DefaultTransform: cachetransform.New().TransformFunc()},
-	})
-	Expect(err).NotTo(HaveOccurred())
-	// Customers are created as main.go creates them.
-	if opts.CreateCustomer == nil {
-		opts.CreateCustomer, err = NewMetadataCreate(mgr.GetConfig(), mgr.GetHTTPClient())
-		Expect(err).NotTo(HaveOccurred())
-	}
-	s := New(opts, mgr.GetClient(), mgr.GetAPIReader(), secretcache.New(mgr.GetClient(), mgr.GetAPIReader()),
-		mgr.GetEventRecorder("webhook-server"))
-	addr, err := s.Listen()
-	Expect(err).NotTo(HaveOccurred())
-	Expect(mgr.Add(s)).To(Succeed())
+	// As main.go's cache: in --mode=all the controllers' transform shapes the
+	// Customers the webhook server reads and updates.
+	mgr := newServerManager(cfg, cache.Options{DefaultTransform: cachetransform.New().TransformFunc()})
+	s, url := serveOn(mgr, opts, secretcache.New(mgr.GetClient(), mgr.GetAPIReader()), mgr.GetEventRecorder("webhook-server"))
 	go func() {
 		defer GinkgoRecover()
 		Expect(mgr.Start(ctx)).To(Succeed())
 	}()
+	return s, url
+}
+
+// newServerManager is a manager for a webhook server alone, as --mode=webhook
+// runs it, with the cache c.
+func newServerManager(cfg *rest.Config, c cache.Options) ctrl.Manager {
+	GinkgoHelper()
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                 scheme,
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0",
+		Cache:                  c,
+	})
+	Expect(err).NotTo(HaveOccurred())
+	return mgr
+}
+
+// serveOn adds a webhook server with opts, secrets and recorder to mgr,
+// listening already, and returns it with its base URL. Customers are created
+// as main.go creates them, unless opts says how.
+func serveOn(mgr ctrl.Manager, opts Options, secrets *secretcache.Store, recorder events.EventRecorder) (*Server, string) {
+	GinkgoHelper()
+	if opts.CreateCustomer == nil {
+		var err error
+		opts.CreateCustomer, err = NewMetadataCreate(mgr.GetConfig(), mgr.GetHTTPClient())
+		Expect(err).NotTo(HaveOccurred())
+	}
+	s := New(opts, mgr.GetClient(), mgr.GetAPIReader(), secrets, recorder)
+	addr, err := s.Listen()
+	Expect(err).NotTo(HaveOccurred())
+	Expect(mgr.Add(s)).To(Succeed())
 	return s, "http://" + addr.String()
+}
+
+// waitServed waits until the server at srvURL knows the source: its cache
+// has synced it, so the answer is no longer 404.
+func waitServed(srvURL, ns, name string) {
+	EventuallyWithOffset(1, func() int {
+		code, _ := do(http.MethodPost, srvURL+"/hooks/"+ns+"/"+name, []byte("{"), http.Header{})
+		return code
+	}, 20*time.Second, 50*time.Millisecond).ShouldNot(Equal(http.StatusNotFound))
 }
 
 // newNamespace makes a namespace for one test: sources and Customers of tests

@@ -44,15 +44,6 @@ func doFrom(from netip.Addr, url string, body []byte, header http.Header) (int, 
 	return code, b, h
 }
 
-// waitServed waits until the server at srvURL knows the source: its cache
-// has synced it, so the answer is no longer 404.
-func waitServed(srvURL, ns, name string) {
-	EventuallyWithOffset(1, func() int {
-		code, _ := do(http.MethodPost, srvURL+"/hooks/"+ns+"/"+name, []byte("{"), http.Header{})
-		return code
-	}, 20*time.Second, 50*time.Millisecond).ShouldNot(Equal(http.StatusNotFound))
-}
-
 // answerWithin reads the answer on conn if one comes within d.
 func answerWithin(conn net.Conn, d time.Duration) (*http.Response, []byte, bool) {
 	ExpectWithOffset(1, conn.SetReadDeadline(time.Now().Add(d))).To(Succeed())

@@ -277,22 +277,19 @@ func (e *Engine) Start(ctx context.Context) error {
 
 // CustomerEvents is the source through which finished deliveries enqueue their
 // Customer for the Customer reconciler.
-func (e *Engine) CustomerEvents() source.Source {
-	return source.Func(func(_ context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request]) error {
-		e.mu.Lock()
-		e.customerQ = q
-		e.mu.Unlock()
-		return nil
-	})
-}
+func (e *Engine) CustomerEvents() source.Source { return e.queueSource(&e.customerQ) }
 
 // SinkEvents is the source through which changes of a sink's health (a pause,
 // its end, 410 Gone, a finished redelivery) enqueue the sink for the
 // CustomerSink reconciler.
-func (e *Engine) SinkEvents() source.Source {
+func (e *Engine) SinkEvents() source.Source { return e.queueSource(&e.sinkQ) }
+
+// queueSource is a source that, once its controller starts, keeps the
+// controller's queue in *into (guarded by mu) for the engine to enqueue to.
+func (e *Engine) queueSource(into *workqueue.TypedRateLimitingInterface[reconcile.Request]) source.Source {
 	return source.Func(func(_ context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request]) error {
 		e.mu.Lock()
-		e.sinkQ = q
+		*into = q
 		e.mu.Unlock()
 		return nil
 	})

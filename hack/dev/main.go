@@ -49,6 +49,7 @@ import (
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	crmv1alpha1 "github.com/customer-operator/customer-operator/api/v1alpha1"
+	"github.com/customer-operator/customer-operator/test/localcluster"
 )
 
 // The manager's addresses are fixed (not random) so that the URLs printed here, the
@@ -395,29 +396,16 @@ func (d *devEnv) postSampleEvents(ctx context.Context) error {
 
 // waitForHTTP waits until url answers at all: any status means the server is serving.
 func (d *devEnv) waitForHTTP(ctx context.Context, url string, limit time.Duration) error {
-	hc := &http.Client{Timeout: 2 * time.Second}
-	deadline := time.Now().Add(limit)
-	for {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		if err != nil {
-			return fmt.Errorf("building a request to %s: %w", url, err)
-		}
-		resp, err := hc.Do(req)
-		if err == nil {
-			_ = resp.Body.Close()
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%s did not answer within %s: %w", url, limit, err)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case c := <-d.exited:
-			return fmt.Errorf("%s exited before %s answered", c.name, url)
-		case <-time.After(500 * time.Millisecond):
-		}
-	}
+	return localcluster.PollHTTP(ctx, &http.Client{Timeout: 2 * time.Second}, url, limit, 500*time.Millisecond,
+		func(int) bool { return true },
+		func() error {
+			select {
+			case c := <-d.exited:
+				return fmt.Errorf("%s exited before %s answered", c.name, url)
+			default:
+				return nil
+			}
+		})
 }
 
 func (d *devEnv) kubectl(args ...string) []string {

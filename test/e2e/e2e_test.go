@@ -465,13 +465,8 @@ func TestAPIServerOutage(t *testing.T) {
 	thawed := time.Now()
 	results := <-done
 	requireAcknowledged(t, results)
-	during := 0
+	during := unavailableBetween(results, frozen, thawed.Add(15*time.Second))
 	for _, r := range results {
-		for _, at := range r.UnavailableAt {
-			if at.After(frozen) && at.Before(thawed.Add(15*time.Second)) {
-				during++
-			}
-		}
 		// A request in flight when the process stopped may have been persisted just
 		// before; anything acknowledged later than that was acknowledged unpersisted.
 		if r.Acked.After(frozen.Add(2*time.Second)) && r.Acked.Before(thawed) {
@@ -487,6 +482,19 @@ func TestAPIServerOutage(t *testing.T) {
 	t.Logf("after the freeze: all %d acknowledged events Synced and at the sink %.1fs after the load ended", len(results), took.Seconds())
 	e.requireAllRunning()
 	t.Logf("test took %s", time.Since(began).Round(time.Second))
+}
+
+// unavailableBetween counts the 503 answers results got between from and to.
+func unavailableBetween(results []*localcluster.Result, from, to time.Time) int {
+	n := 0
+	for _, r := range results {
+		for _, at := range r.UnavailableAt {
+			if at.After(from) && at.Before(to) {
+				n++
+			}
+		}
+	}
+	return n
 }
 
 // TestAPIServerRestart stops the API server under load and restarts it on the same
@@ -516,14 +524,7 @@ func TestAPIServerRestart(t *testing.T) {
 	t.Logf("API server down for %s (stop, 5 s, start)", restarted.Sub(stopped).Round(time.Second))
 	restartResults := <-done
 	requireAcknowledged(t, restartResults)
-	during := 0
-	for _, r := range restartResults {
-		for _, at := range r.UnavailableAt {
-			if at.After(stopped) && at.Before(restarted.Add(15*time.Second)) {
-				during++
-			}
-		}
-	}
+	during := unavailableBetween(restartResults, stopped, restarted.Add(15*time.Second))
 	if during == 0 {
 		t.Errorf("no webhook was answered 503 while the API server was down")
 	}

@@ -232,6 +232,18 @@ func (c *ControlPlane) httpClient() *http.Client {
 
 // waitHTTP polls url until it answers 200, p exits, or limit passes.
 func waitHTTP(ctx context.Context, hc *http.Client, url string, p *Process, limit time.Duration) error {
+	return PollHTTP(ctx, hc, url, limit, 200*time.Millisecond, func(code int) bool { return code == http.StatusOK }, func() error {
+		if ok, exitErr := p.Exited(); ok {
+			return fmt.Errorf("%s exited (%w) before %s answered", p.Name, exitErr, url)
+		}
+		return nil
+	})
+}
+
+// PollHTTP GETs url with hc every interval until ready says its answer's
+// status will do, stopped gives an error (its process is gone), ctx ends, or
+// limit passes.
+func PollHTTP(ctx context.Context, hc *http.Client, url string, limit, interval time.Duration, ready func(status int) bool, stopped func() error) error {
 	deadline := time.Now().Add(limit)
 	var last error
 	for {
@@ -242,15 +254,15 @@ func waitHTTP(ctx context.Context, hc *http.Client, url string, p *Process, limi
 		resp, err := hc.Do(req)
 		if err == nil {
 			_ = resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
+			if ready(resp.StatusCode) {
 				return nil
 			}
 			last = fmt.Errorf("%s answered %d", url, resp.StatusCode)
 		} else {
 			last = err
 		}
-		if ok, exitErr := p.Exited(); ok {
-			return fmt.Errorf("%s exited (%w) before %s answered", p.Name, exitErr, url)
+		if err := stopped(); err != nil {
+			return err
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("%s not ready within %s: %w", url, limit, last)
@@ -258,7 +270,7 @@ func waitHTTP(ctx context.Context, hc *http.Client, url string, p *Process, limi
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(200 * time.Millisecond):
+		case <-time.After(interval):
 		}
 	}
 }

@@ -518,19 +518,30 @@ func (r *eventRun) eval(p *program) (ref.Val, error) {
 	return out, nil
 }
 
-func (r *eventRun) str(p *program, allowInt bool) (string, error) {
+// value is p's value, or nil when p is unset or evaluates to null: a field
+// the event leaves out.
+func (r *eventRun) value(p *program) (ref.Val, error) {
 	if p == nil {
-		return "", nil
+		return nil, nil
 	}
 	v, err := r.eval(p)
 	if err != nil {
+		return nil, err
+	}
+	if _, ok := v.(types.Null); ok {
+		return nil, nil
+	}
+	return v, nil
+}
+
+func (r *eventRun) str(p *program, allowInt bool) (string, error) {
+	v, err := r.value(p)
+	if v == nil || err != nil {
 		return "", err
 	}
 	switch x := v.(type) {
 	case types.String:
 		return string(x), nil
-	case types.Null:
-		return "", nil
 	case types.Int:
 		if allowInt {
 			return strconv.FormatInt(int64(x), 10), nil
@@ -548,45 +559,28 @@ func mistyped(p *program, v ref.Val, want result) error {
 }
 
 func (r *eventRun) boolean(p *program) (bool, error) {
-	if p == nil {
-		return false, nil
-	}
-	v, err := r.eval(p)
-	if err != nil {
+	b, err := r.optBool(p)
+	if b == nil || err != nil {
 		return false, err
 	}
-	switch x := v.(type) {
-	case types.Bool:
-		return bool(x), nil
-	case types.Null:
-		return false, nil
-	}
-	return false, mistyped(p, v, resBool)
+	return *b, nil
 }
 
+// optBool is p's bool, or nil when p is unset or evaluates to null.
 func (r *eventRun) optBool(p *program) (*bool, error) {
-	if p == nil {
-		return nil, nil
-	}
-	v, err := r.eval(p)
-	if err != nil {
+	v, err := r.value(p)
+	if v == nil || err != nil {
 		return nil, err
 	}
-	switch x := v.(type) {
-	case types.Bool:
+	if x, ok := v.(types.Bool); ok {
 		return providers.BoolPtr(bool(x)), nil
-	case types.Null:
-		return nil, nil
 	}
 	return nil, mistyped(p, v, resBool)
 }
 
 func (r *eventRun) time(p *program) (time.Time, error) {
-	if p == nil {
-		return time.Time{}, nil
-	}
-	v, err := r.eval(p)
-	if err != nil {
+	v, err := r.value(p)
+	if v == nil || err != nil {
 		return time.Time{}, err
 	}
 	switch x := v.(type) {
@@ -608,8 +602,6 @@ func (r *eventRun) time(p *program) (time.Time, error) {
 			return time.Time{}, &ExpressionError{Field: p.field, Message: "evaluates to a string that is neither Unix seconds nor RFC 3339"}
 		}
 		return t, nil
-	case types.Null:
-		return time.Time{}, nil
 	}
 	return time.Time{}, mistyped(p, v, resTime)
 }
@@ -673,15 +665,9 @@ func contactSlot(c *crmv1alpha1.Contact, key string) slot {
 // list converts a list of maps into the Customer API's type, by the API's
 // field names: an unknown name, or a value of the wrong type, is an error.
 func list[T any](r *eventRun, p *program, limit int, slotOf func(*T, string) slot) ([]T, error) {
-	if p == nil {
-		return nil, nil
-	}
-	v, err := r.eval(p)
-	if err != nil {
+	v, err := r.value(p)
+	if v == nil || err != nil {
 		return nil, err
-	}
-	if _, ok := v.(types.Null); ok {
-		return nil, nil
 	}
 	l, ok := v.(traits.Lister)
 	if !ok {
@@ -735,15 +721,9 @@ func list[T any](r *eventRun, p *program, limit int, slotOf func(*T, string) slo
 // attributes keeps the string values of a map and drops the null and empty
 // ones, so that a sender's absent fields are absent attributes.
 func (r *eventRun) attributes(p *program) (map[string]string, error) {
-	if p == nil {
-		return nil, nil
-	}
-	v, err := r.eval(p)
-	if err != nil {
+	v, err := r.value(p)
+	if v == nil || err != nil {
 		return nil, err
-	}
-	if _, ok := v.(types.Null); ok {
-		return nil, nil
 	}
 	mv, ok := v.(traits.Mapper)
 	if !ok {

@@ -71,3 +71,21 @@ func TestTable(t *testing.T) {
 		t.Errorf("Lookup of an unknown provider = %v, want nil", p)
 	}
 }
+
+// TestForSource: a source is served by its provider's entry, and a provider
+// nothing registers is an error that names it.
+func TestForSource(t *testing.T) {
+	for _, name := range registry.Names() {
+		if name == crmv1alpha1.ProviderGeneric {
+			continue // served from its spec.generic, which the generic package tests
+		}
+		p, err := registry.ForSource(&crmv1alpha1.CustomerSource{Spec: crmv1alpha1.CustomerSourceSpec{Provider: name}})
+		if err != nil || p != registry.Lookup(name) {
+			t.Errorf("ForSource(%q) = %v, %v; want its registered provider", name, p, err)
+		}
+	}
+	p, err := registry.ForSource(&crmv1alpha1.CustomerSource{Spec: crmv1alpha1.CustomerSourceSpec{Provider: "stripe"}})
+	if err == nil || !strings.Contains(err.Error(), `"stripe"`) {
+		t.Errorf("ForSource of an unknown provider = %v, %v; want an error naming it", p, err)
+	}
+}

@@ -20,6 +20,7 @@ import (
 	"bytes"
 	"net/http"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -116,5 +117,28 @@ func BenchmarkParseIgnoredElements(b *testing.B) {
 		if _, err := p.Parse(req); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// A body is one JSON object with an events array: anything else is refused 400
+// with what is wrong with it, and nothing in it is kept.
+func TestBodyIsOneObjectWithEvents(t *testing.T) {
+	for _, tc := range []struct {
+		name, body, field, inMessage string
+	}{
+		{"two values", `{"events":[` + oneEvent + `]} {}`, "", "more than one JSON value"},
+		{"null", `null`, "events", "no events array"},
+		{"an array", `[` + oneEvent + `]`, "", "not a JSON object"},
+		{"events null", `{"events":null}`, "events", "no events array"},
+		{"cut off", `{"events":[` + oneEvent + `]`, "", "cannot be decoded"},
+		{"broken in another key", `{"other":[1,}`, "", "not valid JSON"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := smarterpay.New().Parse(signedBatch(t, []byte(tc.body), 10))
+			providertest.ExpectError(t, err, providers.Error{Status: http.StatusBadRequest, Reason: providers.ReasonMalformed, Field: tc.field})
+			if err != nil && !strings.Contains(err.Error(), tc.inMessage) {
+				t.Errorf("error %q does not say %q", err, tc.inMessage)
+			}
+		})
 	}
 }

@@ -289,25 +289,13 @@ func (e *event) event(i int) (providers.Event, *providers.Error) {
 	}
 	// A country alone is not an address: SmarterPay fills delivery_country_code
 	// even when the account has no delivery address.
-	if e.AddressLine1 != "" || e.AddressLine2 != "" || e.City != "" || e.PostalCode != "" {
-		spec.Addresses = append(spec.Addresses, crmv1alpha1.Address{
-			Type:       crmv1alpha1.AddressBilling,
-			Line1:      e.AddressLine1,
-			Line2:      e.AddressLine2,
-			City:       e.City,
-			PostalCode: e.PostalCode,
-			Country:    e.CountryCode,
-		})
-	}
-	if e.DeliveryAddressLine1 != "" || e.DeliveryAddressLine2 != "" || e.DeliveryCity != "" || e.DeliveryPostalCode != "" {
-		spec.Addresses = append(spec.Addresses, crmv1alpha1.Address{
-			Type:       crmv1alpha1.AddressDelivery,
-			Line1:      e.DeliveryAddressLine1,
-			Line2:      e.DeliveryAddressLine2,
-			City:       e.DeliveryCity,
-			PostalCode: e.DeliveryPostalCode,
-			Country:    e.DeliveryCountryCode,
-		})
+	for _, a := range []crmv1alpha1.Address{
+		{Type: crmv1alpha1.AddressBilling, Line1: e.AddressLine1, Line2: e.AddressLine2, City: e.City, PostalCode: e.PostalCode, Country: e.CountryCode},
+		{Type: crmv1alpha1.AddressDelivery, Line1: e.DeliveryAddressLine1, Line2: e.DeliveryAddressLine2, City: e.DeliveryCity, PostalCode: e.DeliveryPostalCode, Country: e.DeliveryCountryCode},
+	} {
+		if a.Line1 != "" || a.Line2 != "" || a.City != "" || a.PostalCode != "" {
+			spec.Addresses = append(spec.Addresses, a)
+		}
 	}
 	switch strings.ToLower(e.Status) {
 	case "active":
