@@ -73,7 +73,7 @@ func customer(name string, uid types.UID, gen int64, spec crmv1alpha1.CustomerSp
 	}
 }
 
-func upsert(c *crmv1alpha1.Customer) delivery.Event { return delivery.NewEvent(c, false, time.Now()) }
+func upsert(c *crmv1alpha1.Customer) delivery.Event  { return delivery.NewEvent(c, false, time.Now()) }
 func deleted(c *crmv1alpha1.Customer) delivery.Event { return delivery.NewEvent(c, true, time.Now()) }
 
 func mustDeliver(t *testing.T, s *postgres.Sender, ev delivery.Event) {
