@@ -21,6 +21,8 @@ import (
 
 	crmv1alpha1 "github.com/customer-operator/customer-operator/api/v1alpha1"
 	"github.com/customer-operator/customer-operator/controllers/delivery"
+	"github.com/customer-operator/customer-operator/controllers/delivery/jetstream"
+	"github.com/customer-operator/customer-operator/controllers/delivery/kafka"
 	"github.com/customer-operator/customer-operator/controllers/delivery/postgres"
 )
 
@@ -31,15 +33,16 @@ type sinkConfig struct {
 	typ      crmv1alpha1.SinkType
 	http     *delivery.Target
 	postgres *postgres.Config
+	kafka    *kafka.Config
+	nats     *jetstream.Config
 }
 
 // configFromSink checks a sink of any type and its Secret's data. Its errors wrap
 // delivery.ErrInvalidSpec or delivery.ErrInvalidSecret.
 //
-// A sink type is one case here and one in newSender: the Kafka and NATS
-// JetStream senders (packages delivery/kafka and delivery/jetstream) plug in with
-// their ConfigFromSink and New. Until a type's package is part of the build, its
-// sinks are not Ready, with a message saying so.
+// A sink type is one case here and one in newSender, each calling its package's
+// ConfigFromSink and New. A type this build does not know is not Ready, with a
+// message saying so.
 func configFromSink(sink *crmv1alpha1.CustomerSink, secret map[string][]byte) (sinkConfig, error) {
 	typ := sink.Spec.Type
 	if typ == "" {
@@ -58,6 +61,18 @@ func configFromSink(sink *crmv1alpha1.CustomerSink, secret map[string][]byte) (s
 			return sinkConfig{}, err
 		}
 		return sinkConfig{typ: typ, postgres: &c}, nil
+	case crmv1alpha1.SinkTypeKafka:
+		c, err := kafka.ConfigFromSink(sink, secret)
+		if err != nil {
+			return sinkConfig{}, err
+		}
+		return sinkConfig{typ: typ, kafka: &c}, nil
+	case crmv1alpha1.SinkTypeNATS:
+		c, err := jetstream.ConfigFromSink(sink, secret)
+		if err != nil {
+			return sinkConfig{}, err
+		}
+		return sinkConfig{typ: typ, nats: &c}, nil
 	default:
 		return sinkConfig{}, &unsupportedTypeError{typ: typ}
 	}
@@ -80,6 +95,10 @@ func (c sinkConfig) addressURLs() []string {
 		return []string{c.http.URL}
 	case c.postgres != nil:
 		return []string{"postgres://" + c.postgres.Address()}
+	case c.kafka != nil:
+		return c.kafka.AddressURLs()
+	case c.nats != nil:
+		return c.nats.AddressURLs()
 	}
 	return nil
 }
@@ -100,6 +119,18 @@ func newSender(c sinkConfig, deps senderDeps) (delivery.Sender, error) {
 		s, err := postgres.New(*c.postgres, deps.policy)
 		if err != nil {
 			return nil, fmt.Errorf("building the PostgreSQL sender: %w", err)
+		}
+		return s, nil
+	case c.kafka != nil:
+		s, err := kafka.New(*c.kafka, deps.policy)
+		if err != nil {
+			return nil, fmt.Errorf("building the Kafka sender: %w", err)
+		}
+		return s, nil
+	case c.nats != nil:
+		s, err := jetstream.New(*c.nats, deps.policy)
+		if err != nil {
+			return nil, fmt.Errorf("building the NATS JetStream sender: %w", err)
 		}
 		return s, nil
 	}
