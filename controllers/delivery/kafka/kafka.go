@@ -166,6 +166,10 @@ func New(cfg Config, policy delivery.AddressPolicy, opts ...Option) (*Sender, er
 		// Idempotence is franz-go's default; with it, at most five requests
 		// per partition are in flight and the broker keeps them in order.
 		kgo.RequiredAcks(kgo.AllISRAcks()),
+		// A delivery waits for its record: lingering for company would add
+		// the linger to every delivery. Records still share a request while
+		// the one before is in flight.
+		kgo.ProducerLinger(0),
 		kgo.MaxBufferedRecords(MaxBufferedRecords),
 		kgo.MaxBufferedBytes(MaxBufferedBytes),
 		// A topic that does not exist is the sink's configuration, not a
