@@ -19,6 +19,8 @@ package controllers
 import (
 	"context"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -29,7 +31,9 @@ import (
 	. "github.com/onsi/gomega"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/yaml"
 
 	crmv1alpha1 "github.com/customer-operator/customer-operator/api/v1alpha1"
 	"github.com/customer-operator/customer-operator/controllers/delivery"
@@ -62,6 +66,23 @@ func parseCloudEvent(value []byte) brokerRecord {
 var _ = Describe("Kafka and NATS JetStream sinks", func() {
 	var ns string
 	BeforeEach(func() { ns = newNamespace() })
+
+	It("accepts the Kafka and NATS samples as they are documented", func() {
+		for _, sample := range []string{"crm_v1alpha1_customersink_kafka.yaml", "crm_v1alpha1_customersink_nats.yaml"} {
+			raw, err := os.ReadFile(filepath.Join("..", "config", "samples", sample))
+			Expect(err).NotTo(HaveOccurred())
+			docs := strings.Split(string(raw), "\n---\n")
+			Expect(docs).To(HaveLen(2), sample)
+			secret := &corev1.Secret{}
+			Expect(yaml.UnmarshalStrict([]byte(docs[0]), secret)).To(Succeed(), sample)
+			sink := &crmv1alpha1.CustomerSink{}
+			Expect(yaml.UnmarshalStrict([]byte(docs[1]), sink)).To(Succeed(), sample)
+			secret.Namespace, sink.Namespace = ns, ns
+			Expect(k8sClient.Create(ctx, secret)).To(Succeed(), sample)
+			Expect(k8sClient.Create(ctx, sink)).To(Succeed(), sample)
+			expectSinkReady(ns, sink.Name, metav1.ConditionTrue, crmv1alpha1.ReasonValid)
+		}
+	})
 
 	// customerLifecycle creates, updates and deletes a Customer selected by
 	// sink, and checks after each step what read() finds at the broker.

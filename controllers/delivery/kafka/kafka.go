@@ -227,12 +227,8 @@ func mechanism(cfg Config) (sasl.Mechanism, error) {
 	return nil, fmt.Errorf("kafka: unknown SASL mechanism %q", cfg.SASL)
 }
 
-// Records returns what Deliver produces for ev: the CloudEvent, then for a
+// records returns what Deliver produces for ev: the CloudEvent, then for a
 // delete the tombstone.
-func (s *Sender) Records(ev delivery.Event) ([]*kgo.Record, error) {
-	return records(s.cfg, ev)
-}
-
 func records(cfg Config, ev delivery.Event) ([]*kgo.Record, error) {
 	body, contentType, err := delivery.Encode(crmv1alpha1.FormatCloudEvents, cfg.Fields, ev)
 	if err != nil {
