@@ -371,8 +371,10 @@ func (r *CustomerReconciler) finalize(ctx context.Context, c *crmv1alpha1.Custom
 			r.Deliveries.Forget(k)
 			continue
 		}
-		if o := rep.Outcome; o != nil && o.Deleted && o.Err == nil {
-			// The sink acknowledged this delete.
+		if o := rep.Outcome; o != nil && o.Deleted && o.Err == nil && !rep.Pending {
+			// The sink acknowledged this delete, and nothing follows it: an
+			// acknowledged delete of an earlier generation (lifecycle Deleted)
+			// with a newer one still under way is not the last word.
 			r.Deliveries.Forget(k)
 			continue
 		}

@@ -260,7 +260,14 @@ func (c *cluster) expectTableEqualsCustomers(g Gomega, conn *pgx.Conn, ns, table
 	}
 	for uid, r := range got {
 		if _, ok := want[uid]; !ok {
-			diffs = append(diffs, fmt.Sprintf("extra row %s (%s gen %d)", r.Name, uid, r.Generation))
+			now := "no Customer of that name"
+			for i := range list.Items {
+				if cu := &list.Items[i]; cu.Name == r.Name {
+					now = fmt.Sprintf("Customer %s now: uid %s gen %d lifecycle %s deleting %v", cu.Name, cu.UID, cu.Generation,
+						cu.Spec.Lifecycle, !cu.DeletionTimestamp.IsZero())
+				}
+			}
+			diffs = append(diffs, fmt.Sprintf("extra row %s (%s gen %d); %s", r.Name, uid, r.Generation, now))
 		}
 	}
 	sort.Strings(diffs)
