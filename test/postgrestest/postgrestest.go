@@ -57,7 +57,9 @@ type Server struct {
 	logPath string
 	cred    *syscall.Credential
 	cmd     *exec.Cmd
-	done    chan error
+	// done is closed when the server exits, with its exit status in exitErr.
+	done    chan struct{}
+	exitErr error
 }
 
 // Start initialises a data directory and starts a server, stopped and removed
@@ -176,8 +178,12 @@ func (s *Server) Restart(t testing.TB) {
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("starting postgres: %v", err)
 	}
-	s.cmd, s.done = cmd, make(chan error, 1)
-	go func(done chan error) { done <- cmd.Wait() }(s.done)
+	done := make(chan struct{})
+	s.cmd, s.done = cmd, done
+	go func() {
+		s.exitErr = cmd.Wait()
+		close(done)
+	}()
 
 	deadline := time.Now().Add(60 * time.Second)
 	for {
@@ -190,9 +196,9 @@ func (s *Server) Restart(t testing.TB) {
 		}
 		cancel()
 		select {
-		case werr := <-s.done:
+		case <-s.done:
 			s.cmd = nil
-			t.Fatalf("postgres exited: %v\n%s", werr, s.Log())
+			t.Fatalf("postgres exited: %v\n%s", s.exitErr, s.Log())
 		default:
 		}
 		if time.Now().After(deadline) {

@@ -39,13 +39,6 @@ import (
 // loopback lets the senders reach the test's server and nothing else.
 var loopback = delivery.AddressPolicy{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}
 
-// sharedServer is one PostgreSQL server for the package's tests that do not stop it.
-var (
-	sharedOnce   sync.Once
-	sharedServer *postgrestest.Server
-	sharedT      *testing.T
-)
-
 func configFor(srv *postgrestest.Server, table string) postgres.Config {
 	return postgres.Config{
 		Host: srv.Host, Port: uint16(srv.Port), Database: postgrestest.Database, //nolint:gosec // a port

@@ -191,3 +191,11 @@ func newRow(c *crmv1alpha1.Customer, fields []crmv1alpha1.CustomerField) (row, e
 		specJSON, labelsJSON,
 	}, nil
 }
+
+// RowArgs are the arguments of a Customer's upsert, in the order of the table's
+// columns from uid to labels: for tools that write the same rows themselves (the
+// benchmarks' baseline).
+func RowArgs(c *crmv1alpha1.Customer, fields []crmv1alpha1.CustomerField) ([]any, error) {
+	r, err := newRow(c, fields)
+	return r, err
+}
