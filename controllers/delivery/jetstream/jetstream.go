@@ -110,12 +110,13 @@ var _ delivery.Sender = &Sender{}
 // policyDialer dials every server address, the configured one and any the
 // cluster announces, through the address policy.
 type policyDialer struct {
-	dial func(ctx context.Context, network, address string) (net.Conn, error)
-	s    *Sender
+	dial    func(ctx context.Context, network, address string) (net.Conn, error)
+	timeout time.Duration
+	s       *Sender
 }
 
 func (d policyDialer) Dial(network, address string) (net.Conn, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), dialTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), d.timeout)
 	defer cancel()
 	conn, err := d.dial(ctx, network, address)
 	if err != nil {
@@ -145,10 +146,16 @@ func New(cfg Config, policy delivery.AddressPolicy) (*Sender, error) {
 		s.timeout = delivery.DefaultTimeout
 	}
 	s.timeout = min(s.timeout, delivery.MaxTimeout)
+	// The first delivery connects while the sink's other workers wait for
+	// the connection: the sink's timeout bounds that wait too.
+	connectTimeout := min(dialTimeout, s.timeout)
 	s.opts = []nats.Option{
 		nats.Name("customer-operator"),
-		nats.SetCustomDialer(policyDialer{dial: policy.DialContext(&net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}), s: s}),
-		nats.Timeout(dialTimeout),
+		nats.SetCustomDialer(policyDialer{
+			dial:    policy.DialContext(&net.Dialer{Timeout: connectTimeout, KeepAlive: 30 * time.Second}),
+			timeout: connectTimeout, s: s,
+		}),
+		nats.Timeout(connectTimeout),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(time.Second),
 		// While disconnected, publishing fails at once instead of filling a

@@ -281,6 +281,16 @@ func TestRedeliveryAndReplayChangeNothing(t *testing.T) {
 	if kv := bucketContents(t, js); kv["tenant-a.ada"] != 2 {
 		t.Fatalf("a delete of another uid removed the key: %v", kv)
 	}
+
+	// Deleted, then a new Customer of the same name: the key is its.
+	mustDeliver(t, s, deleted(customer("ada", "uid-ada", 2, "")))
+	if kv := bucketContents(t, js); len(kv) != 0 {
+		t.Fatalf("after the delete the KV bucket holds %v", kv)
+	}
+	mustDeliver(t, s, upsert(customer("ada", "uid-new-ada", 1, "ada@example.org")))
+	if kv := bucketContents(t, js); kv["tenant-a.ada"] != 1 {
+		t.Fatalf("the new Customer of the name is not in the KV bucket: %v", kv)
+	}
 }
 
 // The server goes away and comes back with its store: deliveries fail
