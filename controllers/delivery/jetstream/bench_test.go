@@ -27,6 +27,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"k8s.io/apimachinery/pkg/types"
 
+	crmv1alpha1 "github.com/customer-operator/customer-operator/api/v1alpha1"
 	"github.com/customer-operator/customer-operator/controllers/delivery"
 )
 
@@ -35,10 +36,12 @@ import (
 const benchConcurrency = 16
 
 // BenchmarkSenderAgainstRawPublish compares the sender's Deliver (no KV
-// bucket) with a bare js.PublishMsg of the same, already encoded messages
-// (same Nats-Msg-Id, same expected stream), at the same concurrency, against
-// one embedded server. Every event is a new generation, so that neither side
-// is short-cut by de-duplication.
+// bucket) with a bare js.PublishMsg of the same events (same Nats-Msg-Id,
+// same expected stream), at the same concurrency, against one embedded
+// server: "raw" encodes each event as any publisher of it must
+// (delivery.Encode), "raw-preencoded" sends messages encoded before the clock
+// starts, the client's bare cost. Every event is a new generation, so that
+// none is short-cut by de-duplication.
 //
 //	go test ./controllers/delivery/jetstream -run '^$' -bench SenderAgainstRawPublish -count 5
 func BenchmarkSenderAgainstRawPublish(b *testing.B) {
@@ -71,39 +74,58 @@ func BenchmarkSenderAgainstRawPublish(b *testing.B) {
 		})
 	})
 
-	b.Run("raw", func(b *testing.B) {
-		encoder := newSender(b, Config{URL: srv.ClientURL(), Stream: stream}, allowAll)
-		msgs := make([]*nats.Msg, b.N+1)
-		for i := range msgs {
-			m, err := encoder.Message(event())
+	rawRun := func(preencoded bool) func(b *testing.B) {
+		return func(b *testing.B) {
+			encoder := newSender(b, Config{URL: srv.ClientURL(), Stream: stream}, allowAll)
+			evs := make([]delivery.Event, b.N+1)
+			msgs := make([]*nats.Msg, b.N+1)
+			for i := range msgs {
+				evs[i] = event()
+				m, err := encoder.Message(evs[i])
+				if err != nil {
+					b.Fatal(err)
+				}
+				msgs[i] = m
+			}
+			nc, err := nats.Connect(srv.ClientURL())
 			if err != nil {
 				b.Fatal(err)
 			}
-			msgs[i] = m
-		}
-		nc, err := nats.Connect(srv.ClientURL())
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer nc.Close()
-		js, err := jetstream.New(nc)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if _, err := js.PublishMsg(context.Background(), msgs[b.N], jetstream.WithExpectStream(stream)); err != nil {
-			b.Fatal(err)
-		}
-		var next atomic.Int64
-		b.SetParallelism(parallelism)
-		b.ResetTimer()
-		b.RunParallel(func(pb *testing.PB) {
-			for pb.Next() {
-				m := msgs[next.Add(1)-1]
-				if _, err := js.PublishMsg(context.Background(), m, jetstream.WithExpectStream(stream)); err != nil {
-					b.Error(err)
-					return
-				}
+			defer nc.Close()
+			js, err := jetstream.New(nc)
+			if err != nil {
+				b.Fatal(err)
 			}
-		})
-	})
+			if _, err := js.PublishMsg(context.Background(), msgs[b.N], jetstream.WithExpectStream(stream)); err != nil {
+				b.Fatal(err)
+			}
+			var next atomic.Int64
+			b.SetParallelism(parallelism)
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					i := next.Add(1) - 1
+					m := msgs[i]
+					if !preencoded {
+						ev := evs[i]
+						body, contentType, err := delivery.Encode(crmv1alpha1.FormatCloudEvents, nil, ev)
+						if err != nil {
+							b.Error(err)
+							return
+						}
+						m = nats.NewMsg("customers." + ev.Customer.Namespace + "." + ev.Customer.Name)
+						m.Data = body
+						m.Header.Set(jetstream.MsgIDHeader, ev.ID)
+						m.Header.Set("Content-Type", contentType)
+					}
+					if _, err := js.PublishMsg(context.Background(), m, jetstream.WithExpectStream(stream)); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		}
+	}
+	b.Run("raw", rawRun(false))
+	b.Run("raw-preencoded", rawRun(true))
 }

@@ -166,10 +166,6 @@ func New(cfg Config, policy delivery.AddressPolicy, opts ...Option) (*Sender, er
 		// Idempotence is franz-go's default; with it, at most five requests
 		// per partition are in flight and the broker keeps them in order.
 		kgo.RequiredAcks(kgo.AllISRAcks()),
-		// A delivery waits for its record: lingering for company would add
-		// the linger to every delivery. Records still share a request while
-		// the one before is in flight.
-		kgo.ProducerLinger(0),
 		kgo.MaxBufferedRecords(MaxBufferedRecords),
 		kgo.MaxBufferedBytes(MaxBufferedBytes),
 		// A topic that does not exist is the sink's configuration, not a
@@ -274,25 +270,21 @@ func (s *Sender) deliver(ctx context.Context, ev delivery.Event) delivery.Result
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	// Buffered, so that a promise arriving after the timeout never blocks
-	// franz-go's promise goroutine.
-	done := make(chan error, len(recs))
-	for _, r := range recs {
-		s.client.Produce(ctx, r, func(_ *kgo.Record, err error) { done <- err })
-	}
+	// ProduceSync rather than Produce with a promise: it sends a lingering
+	// partition's batch at once, and records of concurrent deliveries still
+	// share a request. It waits for a request already sent whatever the
+	// context (an idempotent producer cannot take it back), so the wait is
+	// bounded here; the goroutine ends with the broker's answer or the
+	// client's request timeout, and there are at most MaxBufferedRecords.
+	done := make(chan error, 1)
+	go func() { done <- s.client.ProduceSync(ctx, recs...).FirstErr() }()
 	var first error
-	for range recs {
-		select {
-		case err := <-done:
-			if err != nil && first == nil {
-				first = err
-			}
-		case <-ctx.Done():
-			// The records may still be written (an idempotent producer cannot
-			// cancel a request already sent); the engine retries the event,
-			// and a consumer sees it again, with the same ce_id.
-			return delivery.Result{Err: s.unreachable(ctx.Err())}
-		}
+	select {
+	case first = <-done:
+	case <-ctx.Done():
+		// The records may still be written; the engine retries the event,
+		// and a consumer sees it again, with the same ce_id.
+		return delivery.Result{Err: s.unreachable(ctx.Err())}
 	}
 	if first == nil {
 		return delivery.Result{}
