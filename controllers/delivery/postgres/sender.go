@@ -289,13 +289,20 @@ func (s *Sender) run(batch []*request) {
 		return
 	}
 	for _, r := range batch {
-		if err := s.send(ctx, []*request{r}); err != nil {
+		if err := s.sendOne(r); err != nil {
 			var one *batchError
 			r.reply <- delivery.Result{Err: s.describe(err), Refused: errors.As(err, &one) && refusal(one.err)}
 			continue
 		}
 		r.reply <- delivery.Result{}
 	}
+}
+
+// sendOne sends one delivery on its own, with a timeout of its own.
+func (s *Sender) sendOne(r *request) error {
+	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.timeout())
+	defer cancel()
+	return s.send(ctx, []*request{r})
 }
 
 func answer(batch []*request, res delivery.Result) {
