@@ -152,7 +152,9 @@ func (t *sinkTargets) release(l *senderLease) {
 	last := l.refs == 0
 	t.mu.Unlock()
 	if last {
-		l.sender.Close()
+		// Not on the caller's goroutine: the engine forgets a sink with its
+		// lock held, and a Close waits for a batch under way to end.
+		go l.sender.Close()
 	}
 }
 
@@ -244,7 +246,7 @@ func (t *sinkTargets) resolve(ctx context.Context, name types.NamespacedName) (e
 		// Another worker built the same one first: use that.
 		t.mu.Unlock()
 		if m.lease != nil {
-			m.lease.sender.Close()
+			go m.lease.sender.Close()
 		}
 		return t.resolve(ctx, name)
 	}

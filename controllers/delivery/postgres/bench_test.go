@@ -36,10 +36,7 @@ import (
 
 const (
 	benchCustomers = 10000
-	// benchWorkers is the engine's default deliveries in flight to one sink
-	// (--sink-concurrency).
-	benchWorkers = 16
-	// rawBatch is the baseline's rows per batch.
+	// rawBatch is the rows per batch of the big-batch baseline.
 	rawBatch = 256
 )
 
@@ -56,8 +53,8 @@ func benchCustomerList() []*crmv1alpha1.Customer {
 }
 
 // backfillSender delivers every Customer through a new sink's Sender, from
-// benchWorkers goroutines as the engine's workers do.
-func backfillSender(b *testing.B, srv *postgrestest.Server, table string, cs []*crmv1alpha1.Customer) time.Duration {
+// workers goroutines as the engine's workers do.
+func backfillSender(b *testing.B, srv *postgrestest.Server, table string, cs []*crmv1alpha1.Customer, workers int) time.Duration {
 	s, err := postgres.New(configFor(srv, table), loopback)
 	if err != nil {
 		b.Fatal(err)
@@ -66,7 +63,7 @@ func backfillSender(b *testing.B, srv *postgrestest.Server, table string, cs []*
 	work := make(chan *crmv1alpha1.Customer)
 	var wg sync.WaitGroup
 	start := time.Now()
-	for range benchWorkers {
+	for range workers {
 		wg.Go(func() {
 			for c := range work {
 				if res := s.Deliver(context.Background(), delivery.NewEvent(c, false, start)); res.Err != nil {
@@ -80,7 +77,10 @@ func backfillSender(b *testing.B, srv *postgrestest.Server, table string, cs []*
 	}
 	close(work)
 	wg.Wait()
-	return time.Since(start)
+	d := time.Since(start)
+	batches, rows := s.BatchStats()
+	b.Logf("sender, %d in flight: %d batches of %.1f deliveries on average", workers, batches, float64(rows)/float64(batches))
+	return d
 }
 
 // rawUpsert is the issue's generation-guarded upsert, without the sink's locks
@@ -95,9 +95,9 @@ ON CONFLICT (uid) DO UPDATE SET namespace = EXCLUDED.namespace, name = EXCLUDED.
     lifecycle = EXCLUDED.lifecycle, spec = EXCLUDED.spec, labels = EXCLUDED.labels, updated_at = EXCLUDED.updated_at
 WHERE t.generation < EXCLUDED.generation`
 
-// backfillRaw writes the same rows with plain pgx: batches of rawBatch upserts
-// from benchWorkers goroutines over a pool as large as the sink's.
-func backfillRaw(b *testing.B, srv *postgrestest.Server, table string, cs []*crmv1alpha1.Customer) time.Duration {
+// backfillRaw writes the same rows with plain pgx: batches of batchRows upserts
+// from workers goroutines over a pool as large as the sink's.
+func backfillRaw(b *testing.B, srv *postgrestest.Server, table string, cs []*crmv1alpha1.Customer, workers, batchRows int) time.Duration {
 	ctx := context.Background()
 	pc, err := pgxpool.ParseConfig(srv.DSN())
 	if err != nil {
@@ -116,7 +116,7 @@ func backfillRaw(b *testing.B, srv *postgrestest.Server, table string, cs []*crm
 	work := make(chan []*crmv1alpha1.Customer)
 	var wg sync.WaitGroup
 	start := time.Now()
-	for range benchWorkers {
+	for range workers {
 		wg.Go(func() {
 			for chunk := range work {
 				batch := &pgx.Batch{}
@@ -129,8 +129,8 @@ func backfillRaw(b *testing.B, srv *postgrestest.Server, table string, cs []*crm
 			}
 		})
 	}
-	for i := 0; i < len(cs); i += rawBatch {
-		work <- cs[i:min(i+rawBatch, len(cs))]
+	for i := 0; i < len(cs); i += batchRows {
+		work <- cs[i:min(i+batchRows, len(cs))]
 	}
 	close(work)
 	wg.Wait()
@@ -158,42 +158,60 @@ func countRows(b *testing.B, srv *postgrestest.Server, table string) int {
 	return n
 }
 
-// BenchmarkBackfill10kCustomers writes 10,000 Customers into a new table, through
-// a new sink's Sender from 16 concurrent deliveries (as the engine sends a
-// backfill), and with raw pgx batched upserts of the same rows from 16 workers
-// over a pool of the same size, alternating, in the same run. It reports both
-// rates, their medians' ratio, and how the Sender grouped the rows.
+// BenchmarkBackfill10kCustomers writes 10,000 Customers into a new table through
+// a new sink's Sender from W concurrent deliveries (as the engine's workers send
+// a backfill: W is --sink-concurrency, 16 by default), and, alternating in the
+// same run, with raw pgx batched upserts of the same rows over a pool of the
+// same size (4 connections):
+//
+//   - raw_same_inflight: the same W rows in flight, as W/4-row batches on each
+//     connection: what a client can batch when it holds W rows at a time, as
+//     the Sender does;
+//   - raw_256: 16 workers with 256-row batches: the ceiling of batching, which
+//     needs hundreds of rows in flight.
 func BenchmarkBackfill10kCustomers(b *testing.B) {
+	for _, w := range []int{16, 64} {
+		b.Run(fmt.Sprintf("inflight=%d", w), func(b *testing.B) { benchBackfill(b, w) })
+	}
+}
+
+func benchBackfill(b *testing.B, workers int) {
 	srv := postgrestest.Start(b)
 	cs := benchCustomerList()
-	var sender, raw []float64
+	conns := postgres.DefaultMaxConns
+	rates := map[string][]float64{}
 	round := 0
 	for b.Loop() {
 		round++
-		order := []string{"sender", "raw"}
-		if round%2 == 0 {
-			order = []string{"raw", "sender"}
+		order := []string{"sender", "raw_same_inflight", "raw_256"}
+		for k := range round - 1 { // rotate, so that no one always goes first
+			_ = k
+			order = append(order[1:], order[0])
 		}
 		for _, which := range order {
 			table := fmt.Sprintf("bench_%s_%d", which, round)
 			var d time.Duration
-			if which == "sender" {
-				d = backfillSender(b, srv, table, cs)
-				sender = append(sender, float64(len(cs))/d.Seconds())
-			} else {
-				d = backfillRaw(b, srv, table, cs)
-				raw = append(raw, float64(len(cs))/d.Seconds())
+			switch which {
+			case "sender":
+				d = backfillSender(b, srv, table, cs, workers)
+			case "raw_same_inflight":
+				d = backfillRaw(b, srv, table, cs, conns, max(1, workers/conns))
+			case "raw_256":
+				d = backfillRaw(b, srv, table, cs, 16, rawBatch)
 			}
+			rates[which] = append(rates[which], float64(len(cs))/d.Seconds())
 			if n := countRows(b, srv, table); n != len(cs) {
 				b.Fatalf("%s wrote %d rows, want %d", which, n, len(cs))
 			}
 		}
 	}
-	ms, mr := median(sender), median(raw)
+	ms, msame, m256 := median(rates["sender"]), median(rates["raw_same_inflight"]), median(rates["raw_256"])
 	b.ReportMetric(ms, "sender_rows/s")
-	b.ReportMetric(mr, "raw_rows/s")
-	b.ReportMetric(ms/mr, "ratio")
-	b.Logf("rounds %d: sender %v rows/s, raw pgx %v rows/s", round, sender, raw)
+	b.ReportMetric(msame, "raw_same_inflight_rows/s")
+	b.ReportMetric(m256, "raw_256_rows/s")
+	b.ReportMetric(ms/msame, "ratio_same_inflight")
+	b.ReportMetric(ms/m256, "ratio_256")
+	b.Logf("%d rounds, rows/s: %v", round, rates)
 }
 
 func median(xs []float64) float64 {

@@ -24,6 +24,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -35,6 +36,9 @@ import (
 
 // DefaultMaxBatch is how many deliveries one batch carries at most.
 const DefaultMaxBatch = 256
+
+// flusherIdle is how long a flusher waits for work before it ends.
+const flusherIdle = 30 * time.Second
 
 // Sender keeps a PostgreSQL table equal to the Customers it is given: one row
 // per Customer, upserted at a newer generation only, removed on delete.
@@ -55,11 +59,24 @@ type Sender struct {
 	ctx      context.Context
 	cancel   context.CancelFunc
 	flushers sync.WaitGroup
+	// running counts the flushers, started as deliveries need them (up to the
+	// pool's size) and ended after flusherIdle without work, so that an idle
+	// sink holds no goroutine but the pool's health check.
+	running  atomic.Int32
+	maxFlush int32
+	idle     time.Duration
+	// batches and rows count what was sent, for the benchmarks.
+	batches, rows atomic.Int64
+	// life orders starting flushers with Close's wait for them.
+	life   sync.Mutex
+	closed bool
 
 	// ensured is set once the tables are known to exist, and cleared when a
-	// statement finds them missing (someone dropped them).
-	mu      sync.Mutex
-	ensured bool
+	// statement finds them missing (someone dropped them). ensuring is held
+	// while one flusher creates them, so that the others wait for it.
+	mu       sync.Mutex
+	ensured  bool
+	ensuring sync.Mutex
 }
 
 // request is one Deliver waiting for its batch.
@@ -106,7 +123,7 @@ func New(cfg Config, policy delivery.AddressPolicy, opts ...Option) (*Sender, er
 		pc.MaxConns = DefaultMaxConns
 	}
 	pc.MinConns = 0
-	pc.MaxConnIdleTime = 5 * time.Minute
+	pc.MaxConnIdleTime = time.Minute
 	pool, err := pgxpool.NewWithConfig(context.Background(), pc)
 	if err != nil {
 		return nil, fmt.Errorf("building the PostgreSQL pool: %w", err)
@@ -114,13 +131,10 @@ func New(cfg Config, policy delivery.AddressPolicy, opts ...Option) (*Sender, er
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Sender{
 		cfg: cfg, pool: pool, stmts: newStatements(cfg.Schema, cfg.Table), lockNS: cfg.Schema + "." + cfg.Table,
-		maxBatch: DefaultMaxBatch, requests: make(chan *request), ctx: ctx, cancel: cancel,
+		maxBatch: DefaultMaxBatch, requests: make(chan *request), ctx: ctx, cancel: cancel, maxFlush: pc.MaxConns, idle: flusherIdle,
 	}
 	for _, o := range opts {
 		o(s)
-	}
-	for range pc.MaxConns {
-		s.flushers.Go(s.flush)
 	}
 	return s, nil
 }
@@ -149,12 +163,8 @@ func (s *Sender) deliver(ctx context.Context, ev delivery.Event) delivery.Result
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.timeout())
 	defer cancel()
-	select {
-	case s.requests <- req:
-	case <-s.ctx.Done():
-		return delivery.Result{Err: errors.New("the PostgreSQL sink was closed")}
-	case <-ctx.Done():
-		return delivery.Result{Err: fmt.Errorf("no PostgreSQL connection free within %s", s.cfg.timeout())}
+	if err := s.hand(ctx, req); err != nil {
+		return delivery.Result{Err: err}
 	}
 	select {
 	case res := <-req.reply:
@@ -166,6 +176,56 @@ func (s *Sender) deliver(ctx context.Context, ev delivery.Event) delivery.Result
 	}
 }
 
+// hand gives req to a flusher, starting one when none is free and the pool
+// has room. A flusher that ends for idleness as req arrives is replaced on the
+// next tick.
+func (s *Sender) hand(ctx context.Context, req *request) error {
+	select {
+	case s.requests <- req:
+		return nil
+	default:
+	}
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		s.spawn()
+		select {
+		case s.requests <- req:
+			return nil
+		case <-s.ctx.Done():
+			return errors.New("the PostgreSQL sink was closed")
+		case <-ctx.Done():
+			return fmt.Errorf("no PostgreSQL connection free within %s", s.cfg.timeout())
+		case <-tick.C:
+		}
+	}
+}
+
+// spawn starts a flusher unless the pool's size of them run already.
+func (s *Sender) spawn() {
+	for {
+		n := s.running.Load()
+		if n >= s.maxFlush {
+			return
+		}
+		if s.running.CompareAndSwap(n, n+1) {
+			break
+		}
+	}
+	s.life.Lock()
+	defer s.life.Unlock()
+	if s.closed {
+		s.running.Add(-1)
+		return
+	}
+	s.flushers.Add(1)
+	go func() {
+		defer s.flushers.Done()
+		defer s.running.Add(-1)
+		s.flush()
+	}()
+}
+
 func (c Config) timeout() time.Duration {
 	if c.Timeout <= 0 {
 		return delivery.DefaultTimeout
@@ -175,6 +235,9 @@ func (c Config) timeout() time.Duration {
 
 // Close stops the flushers once their batches are answered and closes the pool.
 func (s *Sender) Close() {
+	s.life.Lock()
+	s.closed = true
+	s.life.Unlock()
 	s.cancel()
 	s.flushers.Wait()
 	s.pool.Close()
@@ -183,10 +246,15 @@ func (s *Sender) Close() {
 // flush is one connection's group commit loop.
 func (s *Sender) flush() {
 	batch := make([]*request, 0, s.maxBatch)
+	idle := time.NewTimer(s.idle)
+	defer idle.Stop()
 	for {
 		batch = batch[:0]
+		idle.Reset(s.idle)
 		select {
 		case <-s.ctx.Done():
+			return
+		case <-idle.C:
 			return
 		case r := <-s.requests:
 			batch = append(batch, r)
@@ -221,13 +289,20 @@ func (s *Sender) run(batch []*request) {
 		return
 	}
 	for _, r := range batch {
-		if err := s.send(ctx, []*request{r}); err != nil {
+		if err := s.sendOne(r); err != nil {
 			var one *batchError
 			r.reply <- delivery.Result{Err: s.describe(err), Refused: errors.As(err, &one) && refusal(one.err)}
 			continue
 		}
 		r.reply <- delivery.Result{}
 	}
+}
+
+// sendOne sends one delivery on its own, with a timeout of its own.
+func (s *Sender) sendOne(r *request) error {
+	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.timeout())
+	defer cancel()
+	return s.send(ctx, []*request{r})
 }
 
 func answer(batch []*request, res delivery.Result) {
@@ -258,6 +333,8 @@ func (s *Sender) send(ctx context.Context, batch []*request) error {
 	keys = slices.Compact(keys)
 	b := &pgx.Batch{}
 	b.Queue(s.stmts.lock, keys)
+	s.batches.Add(1)
+	s.rows.Add(int64(len(batch)))
 	for _, r := range batch {
 		if r.row == nil {
 			b.Queue(s.stmts.del, string(r.ev.Customer.UID), r.ev.Customer.Generation)
@@ -305,9 +382,21 @@ func (s *Sender) ensureTables(ctx context.Context) error {
 	if ensured {
 		return nil
 	}
+	s.ensuring.Lock()
+	defer s.ensuring.Unlock()
+	s.mu.Lock()
+	ensured = s.ensured
+	s.mu.Unlock()
+	if ensured {
+		return nil
+	}
 	// One statement string with several commands runs as one implicit
-	// transaction over the simple protocol.
-	if _, err := s.pool.Exec(ctx, s.stmts.ddl+s.stmts.prune, pgx.QueryExecModeSimpleProtocol); err != nil {
+	// transaction over the simple protocol. CREATE TABLE IF NOT EXISTS is not
+	// safe against itself running concurrently (a unique violation in the
+	// catalog): the lock serialises it with other senders on the same table,
+	// another sink's or another operator replica's.
+	lock := fmt.Sprintf("SELECT pg_advisory_xact_lock(%d);\n", lockKey("create "+s.lockNS, ""))
+	if _, err := s.pool.Exec(ctx, lock+s.stmts.ddl+s.stmts.prune, pgx.QueryExecModeSimpleProtocol); err != nil {
 		return fmt.Errorf("creating the table %s.%s: %w", s.cfg.Schema, s.cfg.Table, err)
 	}
 	s.mu.Lock()

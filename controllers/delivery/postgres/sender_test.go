@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"testing"
@@ -334,4 +335,53 @@ func TestSenderGroupsConcurrentDeliveriesIntoBatches(t *testing.T) {
 	} else {
 		t.Logf("400 concurrent deliveries in %d transactions", commits)
 	}
+}
+
+// flushers counts the goroutines sending batches.
+func flushers() int {
+	var b strings.Builder
+	_ = pprof.Lookup("goroutine").WriteTo(&b, 1)
+	n := 0
+	for _, block := range strings.Split(b.String(), "\n\n") {
+		if strings.Contains(block, "postgres.(*Sender).flush+") {
+			var count int
+			_, _ = fmt.Sscanf(block, "%d @", &count)
+			n += count
+		}
+	}
+	return n
+}
+
+func TestSenderHoldsAtMostOneFlusherPerConnectionAndNoneWhenIdle(t *testing.T) {
+	srv := postgrestest.Start(t)
+	cfg := configFor(srv, "customers")
+	cfg.MaxConns = 3
+	s := newSender(t, cfg, postgres.WithFlusherIdle(300*time.Millisecond))
+	if n := flushers(); n != 0 {
+		t.Fatalf("%d flushers before any delivery", n)
+	}
+	var wg sync.WaitGroup
+	peak := 0
+	var mu sync.Mutex
+	for i := range 200 {
+		wg.Go(func() {
+			mustDeliver(t, s, upsert(customer(fmt.Sprintf("c%d", i), types.UID(fmt.Sprintf("uid-%d", i)), 1, crmv1alpha1.CustomerSpec{})))
+			mu.Lock()
+			peak = max(peak, flushers())
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	if peak == 0 || peak > 3 {
+		t.Fatalf("%d flushers at the peak of 200 concurrent deliveries, want 1 to maxConns (3)", peak)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for flushers() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d flushers left on an idle sink", flushers())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// And a delivery after that starts one again.
+	mustDeliver(t, s, upsert(customer("late", "uid-late", 1, crmv1alpha1.CustomerSpec{})))
 }

@@ -529,3 +529,56 @@ func TestPostgresSinkPropertyTableEqualsCustomers(t *testing.T) {
 	rows := readTable(g, conn, "customer_rows")
 	t.Logf("%d ops over %d Customers: %d rows equal to the live Customers", ops, customers, len(rows))
 }
+
+// TestPostgresSinkConnectionsFollowTheSink: a changed Secret replaces the sink's
+// pool, the old one closed; a deleted sink holds no connection.
+func TestPostgresSinkConnectionsFollowTheSink(t *testing.T) {
+	g := NewWithT(t)
+	g.SetDefaultEventuallyTimeout(30 * time.Second)
+	srv := postgrestest.Start(t)
+	c := startCluster(t)
+	ctx := context.Background()
+	ns := c.namespace(t)
+	conn := srv.Connect(t)
+	dsn := func(app string) string {
+		return fmt.Sprintf("postgres://%s:%s@127.0.0.1:%d/%s?sslmode=disable&application_name=%s",
+			postgrestest.User, postgrestest.Password, srv.Port, postgrestest.Database, app)
+	}
+	connections := func(g Gomega, app string) int {
+		var n int
+		g.Expect(conn.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE application_name = $1`, app).Scan(&n)).To(Succeed())
+		return n
+	}
+	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "warehouse"}, StringData: map[string]string{"dsn": dsn("sink-v1")}}
+	g.Expect(c.k8s.Create(ctx, secret)).To(Succeed())
+	g.Expect(c.k8s.Create(ctx, &crmv1alpha1.CustomerSink{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "warehouse"},
+		Spec: crmv1alpha1.CustomerSinkSpec{Type: crmv1alpha1.SinkTypePostgres, Postgres: &crmv1alpha1.PostgresSink{MaxConns: 2},
+			SecretRef: &crmv1alpha1.SecretReference{Name: "warehouse"}}})).To(Succeed())
+	for i := range 20 {
+		g.Expect(c.k8s.Create(ctx, &crmv1alpha1.Customer{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("c%d", i)},
+			Spec: crmv1alpha1.CustomerSpec{DisplayName: "first"}})).To(Succeed())
+	}
+	g.Eventually(func(g Gomega) {
+		c.expectTableEqualsCustomers(g, conn, ns, "customers")
+		g.Expect(readTable(g, conn, "customers")).To(HaveLen(20))
+	}).Should(Succeed())
+	g.Expect(connections(g, "sink-v1")).To(And(BeNumerically(">=", 1), BeNumerically("<=", 2)), "the pool holds maxConns at most")
+
+	// A new Secret: a new pool, and the old one's connections go.
+	g.Expect(c.k8s.Get(ctx, client.ObjectKeyFromObject(secret), secret)).To(Succeed())
+	secret.Data = map[string][]byte{"dsn": []byte(dsn("sink-v2"))}
+	g.Expect(c.k8s.Update(ctx, secret)).To(Succeed())
+	cu := &crmv1alpha1.Customer{}
+	g.Expect(c.k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "c0"}, cu)).To(Succeed())
+	cu.Spec.DisplayName = "second"
+	g.Expect(c.k8s.Update(ctx, cu)).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		g.Expect(readTable(g, conn, "customers")[string(cu.UID)].DisplayName).To(HaveValue(Equal("second")))
+		g.Expect(connections(g, "sink-v1")).To(BeZero())
+		g.Expect(connections(g, "sink-v2")).To(BeNumerically(">=", 1))
+	}).Should(Succeed())
+
+	// The sink deleted: no connection is left.
+	g.Expect(c.k8s.Delete(ctx, &crmv1alpha1.CustomerSink{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "warehouse"}})).To(Succeed())
+	g.Eventually(func(g Gomega) { g.Expect(connections(g, "sink-v2")).To(BeZero()) }).Should(Succeed())
+}
