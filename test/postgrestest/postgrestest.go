@@ -22,8 +22,15 @@ package postgrestest
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
 	"fmt"
+	"math/big"
 	"net"
 	"os"
 	"os/exec"
@@ -57,15 +64,24 @@ type Server struct {
 	logPath string
 	cred    *syscall.Credential
 	cmd     *exec.Cmd
+	tls     bool
+	caPEM   []byte
 	// done is closed when the server exits, with its exit status in exitErr.
 	done    chan struct{}
 	exitErr error
 }
 
+// Option tunes a Server.
+type Option func(*Server)
+
+// WithTLS has the server offer TLS with a certificate for 127.0.0.1 and
+// localhost, signed by a CA of its own (Server.CA).
+func WithTLS() Option { return func(s *Server) { s.tls = true } }
+
 // Start initialises a data directory and starts a server, stopped and removed
 // when the test ends. It fails the test, never skips it, when PostgreSQL is not
 // installed: .ci/run installs it.
-func Start(t testing.TB) *Server {
+func Start(t testing.TB, opts ...Option) *Server {
 	t.Helper()
 	bin, err := findBin()
 	if err != nil {
@@ -76,6 +92,9 @@ func Start(t testing.TB) *Server {
 		t.Fatalf("making the data directory: %v", err)
 	}
 	s := &Server{Host: "127.0.0.1", bin: bin, dir: filepath.Join(root, "data"), logPath: filepath.Join(root, "postgres.log")}
+	for _, o := range opts {
+		o(s)
+	}
 	t.Cleanup(func() {
 		s.stop()
 		_ = os.RemoveAll(root)
@@ -106,10 +125,16 @@ func Start(t testing.TB) *Server {
 	if out, err := initdb.CombinedOutput(); err != nil {
 		t.Fatalf("initdb: %v\n%s", err, out)
 	}
+	if s.tls {
+		s.writeCertificates(t, root)
+	}
 	s.Port = freePort(t)
 	s.Restart(t)
 	return s
 }
+
+// CA is the PEM certificate of the CA that signed a WithTLS server's certificate.
+func (s *Server) CA() []byte { return s.caPEM }
 
 // findBin finds the directory of initdb and postgres: PATH, then the newest
 // /usr/lib/postgresql/*/bin.
@@ -171,9 +196,15 @@ func (s *Server) Restart(t testing.TB) {
 	defer func() { _ = logFile.Close() }()
 	// fsync off: a clean shutdown still writes everything, and the tests stop
 	// the server cleanly; what they test is the operator, not the disk.
-	cmd := s.command(filepath.Join(s.bin, "postgres"), "-D", s.dir, "-h", s.Host, "-p", strconv.Itoa(s.Port),
+	args := []string{"-D", s.dir, "-h", s.Host, "-p", strconv.Itoa(s.Port),
 		"-k", s.dir, "-c", "fsync=off", "-c", "full_page_writes=off", "-c", "max_connections=200",
-		"-c", "listen_addresses="+s.Host)
+		"-c", "listen_addresses=" + s.Host}
+	if s.tls {
+		root := filepath.Dir(s.dir)
+		args = append(args, "-c", "ssl=on", "-c", "ssl_cert_file="+filepath.Join(root, "server.crt"),
+			"-c", "ssl_key_file="+filepath.Join(root, "server.key"))
+	}
+	cmd := s.command(filepath.Join(s.bin, "postgres"), args...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("starting postgres: %v", err)
@@ -261,4 +292,54 @@ func (s *Server) Log() string {
 		out = "..." + out[len(out)-4000:]
 	}
 	return strings.TrimSpace(out)
+}
+
+// writeCertificates makes a CA and a server certificate for 127.0.0.1 and
+// localhost, the key readable by the server's user only, as PostgreSQL insists.
+func (s *Server) writeCertificates(t testing.TB, root string) {
+	t.Helper()
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "postgrestest CA"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour), IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, _ := x509.ParseCertificate(caDER)
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, DNSNames: []string{"localhost"},
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.caPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})
+	for name, data := range map[string][]byte{
+		"server.crt": pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		"server.key": pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}),
+	} {
+		p := filepath.Join(root, name)
+		if err := os.WriteFile(p, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if s.cred != nil {
+			if err := os.Chown(p, int(s.cred.Uid), int(s.cred.Gid)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
 }

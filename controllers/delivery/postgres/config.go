@@ -287,6 +287,9 @@ func parseDSN(dsn string) (map[string]string, error) {
 	params := map[string]string{}
 	for k, v := range raw {
 		to, ok := dsnParams[k]
+		if !ok && !settingName(k) {
+			return nil, errors.New("holds a setting that is not a valid name")
+		}
 		if !ok {
 			return nil, fmt.Errorf("setting %q is not supported (put a CA bundle in %q)", k, KeyCA)
 		}
@@ -311,6 +314,10 @@ func parseKeywordValue(s string) (map[string]string, error) {
 			return nil, errors.New("is neither a postgres:// URL nor key=value settings")
 		}
 		key := strings.TrimSpace(s[:eq])
+		if !settingName(key) {
+			// Not echoed: a mis-quoted value would put part of a password here.
+			return nil, errors.New("is not valid key=value settings (quote values with spaces in single quotes, escape ' and \\ with \\)")
+		}
 		s = strings.TrimLeft(s[eq+1:], " \t")
 		var val strings.Builder
 		if strings.HasPrefix(s, "'") {
@@ -343,6 +350,19 @@ func parseKeywordValue(s string) (map[string]string, error) {
 		}
 		out[key] = val.String()
 	}
+}
+
+// settingName says whether a key of key=value settings looks like one.
+func settingName(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for _, r := range s {
+		if r != '_' && (r < 'a' || r > 'z') {
+			return false
+		}
+	}
+	return true
 }
 
 func validIdentifier(s string) bool {

@@ -385,3 +385,48 @@ func TestSenderHoldsAtMostOneFlusherPerConnectionAndNoneWhenIdle(t *testing.T) {
 	// And a delivery after that starts one again.
 	mustDeliver(t, s, upsert(customer("late", "uid-late", 1, crmv1alpha1.CustomerSpec{})))
 }
+
+func TestSenderSpeaksTLSAsItsSSLModeSays(t *testing.T) {
+	srv := postgrestest.Start(t, postgrestest.WithTLS())
+	conn := srv.Connect(t)
+	encrypted := func(app string) bool {
+		t.Helper()
+		var ssl bool
+		if err := conn.QueryRow(context.Background(), `SELECT bool_and(s.ssl) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid)
+			WHERE a.application_name = $1`, app).Scan(&ssl); err != nil {
+			t.Fatal(err)
+		}
+		return ssl
+	}
+	otherCA := postgrestest.Start(t, postgrestest.WithTLS()).CA()
+
+	for _, tc := range []struct {
+		mode string
+		ca   []byte
+		ok   bool
+	}{
+		{postgres.SSLVerifyFull, srv.CA(), true},
+		{postgres.SSLVerifyCA, srv.CA(), true},
+		{postgres.SSLRequire, nil, true},
+		{postgres.SSLVerifyFull, otherCA, false},
+		{postgres.SSLVerifyCA, otherCA, false},
+		{postgres.SSLVerifyFull, nil, false}, // the system roots do not know the test's CA
+	} {
+		name := fmt.Sprintf("%s ca=%v", tc.mode, tc.ca != nil)
+		cfg := configFor(srv, "customers")
+		cfg.SSLMode, cfg.CA = tc.mode, tc.ca
+		cfg.ApplicationName = strings.ReplaceAll("tls-"+tc.mode+fmt.Sprint(len(tc.ca)), "-", "_")
+		s := newSender(t, cfg)
+		res := s.Deliver(context.Background(), upsert(customer("acme", "uid-1", 1, crmv1alpha1.CustomerSpec{})))
+		switch {
+		case tc.ok && res.Err != nil:
+			t.Fatalf("%s: %v", name, res.Err)
+		case tc.ok && !encrypted(cfg.ApplicationName):
+			t.Fatalf("%s: the connection is not encrypted", name)
+		case !tc.ok && (res.Err == nil || res.Refused):
+			t.Fatalf("%s: %+v, want a failure that pauses the sink", name, res)
+		case !tc.ok && !strings.Contains(res.Err.Error(), "TLS with PostgreSQL at 127.0.0.1"):
+			t.Fatalf("%s: the message does not say TLS failed: %v", name, res.Err)
+		}
+	}
+}

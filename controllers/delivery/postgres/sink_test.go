@@ -40,6 +40,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/util/retry"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -169,6 +170,18 @@ func (c *cluster) postgresSink(t *testing.T, ns, name string, srv *postgrestest.
 		}}); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// update changes an object as a person would: read, change, write, again on a
+// conflict with the controllers' own writes.
+func (c *cluster) update(g Gomega, obj client.Object, change func()) {
+	g.Expect(retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		if err := c.k8s.Get(context.Background(), client.ObjectKeyFromObject(obj), obj); err != nil {
+			return err
+		}
+		change()
+		return c.k8s.Update(context.Background(), obj)
+	})).To(Succeed())
 }
 
 func (c *cluster) readyCondition(g Gomega, ns, name string) metav1.Condition {
@@ -302,9 +315,7 @@ func TestPostgresSinkKeepsTheTableEqualToTheCustomers(t *testing.T) {
 	g.Expect(readTable(g, conn, "customers")).To(HaveLen(1))
 
 	// An update.
-	g.Expect(c.k8s.Get(ctx, client.ObjectKeyFromObject(acme), acme)).To(Succeed())
-	acme.Spec.DisplayName, acme.Spec.Phone = "Acme Corp", "+33 1 23 45 67 89"
-	g.Expect(c.k8s.Update(ctx, acme)).To(Succeed())
+	c.update(g, acme, func() { acme.Spec.DisplayName, acme.Spec.Phone = "Acme Corp", "+33 1 23 45 67 89" })
 	g.Eventually(func(g Gomega) {
 		c.expectTableEqualsCustomers(g, conn, ns, "customers")
 		g.Expect(readTable(g, conn, "customers")[string(acme.UID)].DisplayName).To(HaveValue(Equal("Acme Corp")))
@@ -313,10 +324,8 @@ func TestPostgresSinkKeepsTheTableEqualToTheCustomers(t *testing.T) {
 	// A redelivery changes nothing: same generation, same row, same updated_at.
 	var before time.Time
 	g.Expect(conn.QueryRow(ctx, `SELECT updated_at FROM public.customers WHERE uid = $1`, string(acme.UID)).Scan(&before)).To(Succeed())
-	sink := &crmv1alpha1.CustomerSink{}
-	g.Expect(c.k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "warehouse"}, sink)).To(Succeed())
-	sink.Annotations = map[string]string{crmv1alpha1.AnnotationRedeliver: "again-1"}
-	g.Expect(c.k8s.Update(ctx, sink)).To(Succeed())
+	sink := &crmv1alpha1.CustomerSink{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "warehouse"}}
+	c.update(g, sink, func() { sink.Annotations = map[string]string{crmv1alpha1.AnnotationRedeliver: "again-1"} })
 	g.Eventually(func(g Gomega) {
 		g.Expect(c.k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "warehouse"}, sink)).To(Succeed())
 		g.Expect(sink.Status.LastHandledRedeliver).To(Equal("again-1"))
@@ -358,8 +367,7 @@ func TestPostgresSinkCatchesUpAfterTheDatabaseWasDown(t *testing.T) {
 			g.Expect(c.k8s.Delete(ctx, cu)).To(Succeed())
 			continue
 		}
-		cu.Spec.DisplayName = fmt.Sprintf("Customer %d, renamed while the database was down", i)
-		g.Expect(c.k8s.Update(ctx, cu)).To(Succeed())
+		c.update(g, cu, func() { cu.Spec.DisplayName = fmt.Sprintf("Customer %d, renamed while the database was down", i) })
 	}
 	// The sink says it is backing off, with a message free of the password.
 	g.Eventually(func(g Gomega) {
@@ -565,13 +573,9 @@ func TestPostgresSinkConnectionsFollowTheSink(t *testing.T) {
 	g.Expect(connections(g, "sink-v1")).To(And(BeNumerically(">=", 1), BeNumerically("<=", 2)), "the pool holds maxConns at most")
 
 	// A new Secret: a new pool, and the old one's connections go.
-	g.Expect(c.k8s.Get(ctx, client.ObjectKeyFromObject(secret), secret)).To(Succeed())
-	secret.Data = map[string][]byte{"dsn": []byte(dsn("sink-v2"))}
-	g.Expect(c.k8s.Update(ctx, secret)).To(Succeed())
-	cu := &crmv1alpha1.Customer{}
-	g.Expect(c.k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "c0"}, cu)).To(Succeed())
-	cu.Spec.DisplayName = "second"
-	g.Expect(c.k8s.Update(ctx, cu)).To(Succeed())
+	c.update(g, secret, func() { secret.Data = map[string][]byte{"dsn": []byte(dsn("sink-v2"))} })
+	cu := &crmv1alpha1.Customer{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "c0"}}
+	c.update(g, cu, func() { cu.Spec.DisplayName = "second" })
 	g.Eventually(func(g Gomega) {
 		g.Expect(readTable(g, conn, "customers")[string(cu.UID)].DisplayName).To(HaveValue(Equal("second")))
 		g.Expect(connections(g, "sink-v1")).To(BeZero())
