@@ -110,7 +110,7 @@ run: manifests generate ## Run the manager against the cluster of your kubeconfi
 
 .PHONY: dev
 dev: manifests generate controlplane ## Run the operator on an embedded local control plane (no cluster needed).
-	K8S_BIN_DIR=$(K8S_BIN) bash hack/dev.sh
+	K8S_BIN_DIR=$(K8S_BIN) bash hack/dev.sh $(if $(POSTGRES),--postgres,)
 
 .PHONY: docker-build
 docker-build: ## Build the container image (needs a Docker engine).

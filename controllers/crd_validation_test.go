@@ -129,6 +129,100 @@ var _ = Describe("CRD validation", func() {
 		Expect(k8sClient.Create(ctx, sink("a-minute", "60s"))).To(Succeed())
 	})
 
+	It("defaults a CustomerSink's type to http and a postgres block's schema, table and pool size", func() {
+		Expect(k8sClient.Create(ctx, &crmv1alpha1.CustomerSink{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "web"},
+			Spec: crmv1alpha1.CustomerSinkSpec{
+				URL: "https://example.com/hook", Format: crmv1alpha1.FormatCloudEvents,
+			},
+		})).To(Succeed())
+		Expect(k8sClient.Create(ctx, &crmv1alpha1.CustomerSink{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "db"},
+			Spec: crmv1alpha1.CustomerSinkSpec{
+				Type:      crmv1alpha1.SinkTypePostgres,
+				Postgres:  &crmv1alpha1.PostgresSink{},
+				SecretRef: &crmv1alpha1.SecretReference{Name: "db"},
+			},
+		})).To(Succeed())
+		var web, db crmv1alpha1.CustomerSink
+		Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "web"}, &web)).To(Succeed())
+		Expect(web.Spec.Type).To(Equal(crmv1alpha1.SinkTypeHTTP))
+		Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "db"}, &db)).To(Succeed())
+		Expect(*db.Spec.Postgres).To(Equal(crmv1alpha1.PostgresSink{Schema: "public", Table: "customers", MaxConns: 4}))
+	})
+
+	It("accepts one CustomerSink of each type with its own block", func() {
+		for _, spec := range []crmv1alpha1.CustomerSinkSpec{
+			{Type: crmv1alpha1.SinkTypeHTTP, URL: "https://example.com/hook", SecretRef: &crmv1alpha1.SecretReference{Name: "s"}},
+			{Type: crmv1alpha1.SinkTypePostgres, SecretRef: &crmv1alpha1.SecretReference{Name: "s"},
+				Postgres: &crmv1alpha1.PostgresSink{Schema: "crm", Table: "customer_rows", MaxConns: 16}},
+			{Type: crmv1alpha1.SinkTypeKafka, SecretRef: &crmv1alpha1.SecretReference{Name: "s"},
+				Kafka: &crmv1alpha1.KafkaSink{Brokers: []string{"kafka-0.kafka:9092", "10.0.0.7:9093"}, Topic: "crm.customers", SASL: "SCRAM-SHA-512", TLS: true}},
+			{Type: crmv1alpha1.SinkTypeNATS,
+				NATS: &crmv1alpha1.NATSSink{URL: "nats://nats.messaging:4222", Stream: "CUSTOMERS", SubjectPrefix: "crm.customers", KVBucket: "customers"}},
+		} {
+			Expect(k8sClient.Create(ctx, &crmv1alpha1.CustomerSink{
+				ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: string(spec.Type)},
+				Spec:       spec,
+			})).To(Succeed(), "type %s", spec.Type)
+		}
+	})
+
+	It("refuses a CustomerSink whose member block does not match its type, naming the rule", func() {
+		sink := func(name string, spec crmv1alpha1.CustomerSinkSpec) *crmv1alpha1.CustomerSink {
+			return &crmv1alpha1.CustomerSink{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Spec: spec}
+		}
+		secret := &crmv1alpha1.SecretReference{Name: "s"}
+		pg := &crmv1alpha1.PostgresSink{}
+		expectInvalid(sink("http-no-url", crmv1alpha1.CustomerSinkSpec{Format: crmv1alpha1.FormatCloudEvents}),
+			"spec", "url is required when type is http")
+		expectInvalid(sink("pg-with-url", crmv1alpha1.CustomerSinkSpec{Type: crmv1alpha1.SinkTypePostgres, Postgres: pg, SecretRef: secret,
+			URL: "https://example.com/hook"}), "spec", "url is only for type http")
+		expectInvalid(sink("pg-no-block", crmv1alpha1.CustomerSinkSpec{Type: crmv1alpha1.SinkTypePostgres, SecretRef: secret}),
+			"spec", "postgres is required when type is postgres, and only then")
+		expectInvalid(sink("http-with-pg", crmv1alpha1.CustomerSinkSpec{URL: "https://example.com/hook", SecretRef: secret, Postgres: pg}),
+			"spec", "postgres is required when type is postgres, and only then")
+		expectInvalid(sink("pg-no-secret", crmv1alpha1.CustomerSinkSpec{Type: crmv1alpha1.SinkTypePostgres, Postgres: pg}),
+			"spec", "secretRef is required when type is postgres")
+		expectInvalid(sink("kafka-no-block", crmv1alpha1.CustomerSinkSpec{Type: crmv1alpha1.SinkTypeKafka}),
+			"spec", "kafka is required when type is kafka, and only then")
+		expectInvalid(sink("kafka-sasl-no-secret", crmv1alpha1.CustomerSinkSpec{Type: crmv1alpha1.SinkTypeKafka,
+			Kafka: &crmv1alpha1.KafkaSink{Brokers: []string{"kafka:9092"}, Topic: "customers", SASL: "PLAIN"}}),
+			"spec", "secretRef is required when kafka.sasl is set")
+		expectInvalid(sink("nats-with-kafka", crmv1alpha1.CustomerSinkSpec{Type: crmv1alpha1.SinkTypeNATS,
+			NATS:  &crmv1alpha1.NATSSink{URL: "nats://nats:4222", Stream: "CUSTOMERS"},
+			Kafka: &crmv1alpha1.KafkaSink{Brokers: []string{"kafka:9092"}, Topic: "customers"}}),
+			"spec", "kafka is required when type is kafka, and only then")
+		expectInvalid(sink("smtp", crmv1alpha1.CustomerSinkSpec{Type: "smtp"}), "spec.type", `"smtp"`)
+	})
+
+	It("refuses malformed postgres, kafka and nats fields, naming each field", func() {
+		sink := func(name string, spec crmv1alpha1.CustomerSinkSpec) *crmv1alpha1.CustomerSink {
+			return &crmv1alpha1.CustomerSink{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Spec: spec}
+		}
+		secret := &crmv1alpha1.SecretReference{Name: "s"}
+		expectInvalid(sink("pg-injection", crmv1alpha1.CustomerSinkSpec{Type: crmv1alpha1.SinkTypePostgres, SecretRef: secret,
+			Postgres: &crmv1alpha1.PostgresSink{Table: `customers"; DROP TABLE x; --`}}), "spec.postgres.table")
+		expectInvalid(sink("pg-upper", crmv1alpha1.CustomerSinkSpec{Type: crmv1alpha1.SinkTypePostgres, SecretRef: secret,
+			Postgres: &crmv1alpha1.PostgresSink{Schema: "Public"}}), "spec.postgres.schema")
+		expectInvalid(sink("pg-pool", crmv1alpha1.CustomerSinkSpec{Type: crmv1alpha1.SinkTypePostgres, SecretRef: secret,
+			Postgres: &crmv1alpha1.PostgresSink{MaxConns: 17}}), "spec.postgres.maxConns")
+		expectInvalid(sink("kafka-no-brokers", crmv1alpha1.CustomerSinkSpec{Type: crmv1alpha1.SinkTypeKafka,
+			Kafka: &crmv1alpha1.KafkaSink{Brokers: []string{}, Topic: "customers"}}), "spec.kafka.brokers")
+		expectInvalid(sink("kafka-bad-broker", crmv1alpha1.CustomerSinkSpec{Type: crmv1alpha1.SinkTypeKafka,
+			Kafka: &crmv1alpha1.KafkaSink{Brokers: []string{"http://kafka:9092"}, Topic: "customers"}}), "spec.kafka.brokers[0]")
+		expectInvalid(sink("kafka-bad-topic", crmv1alpha1.CustomerSinkSpec{Type: crmv1alpha1.SinkTypeKafka,
+			Kafka: &crmv1alpha1.KafkaSink{Brokers: []string{"kafka:9092"}, Topic: "a topic"}}), "spec.kafka.topic")
+		expectInvalid(sink("kafka-bad-sasl", crmv1alpha1.CustomerSinkSpec{Type: crmv1alpha1.SinkTypeKafka, SecretRef: secret,
+			Kafka: &crmv1alpha1.KafkaSink{Brokers: []string{"kafka:9092"}, Topic: "customers", SASL: "GSSAPI"}}), "spec.kafka.sasl", `"GSSAPI"`)
+		expectInvalid(sink("nats-http", crmv1alpha1.CustomerSinkSpec{Type: crmv1alpha1.SinkTypeNATS,
+			NATS: &crmv1alpha1.NATSSink{URL: "https://nats:4222", Stream: "CUSTOMERS"}}), "spec.nats.url", "url must be an absolute nats or tls URL")
+		expectInvalid(sink("nats-bad-stream", crmv1alpha1.CustomerSinkSpec{Type: crmv1alpha1.SinkTypeNATS,
+			NATS: &crmv1alpha1.NATSSink{URL: "nats://nats:4222", Stream: "CUSTOMERS.>"}}), "spec.nats.stream")
+		expectInvalid(sink("nats-bad-prefix", crmv1alpha1.CustomerSinkSpec{Type: crmv1alpha1.SinkTypeNATS,
+			NATS: &crmv1alpha1.NATSSink{URL: "nats://nats:4222", Stream: "CUSTOMERS", SubjectPrefix: "customers.*"}}), "spec.nats.subjectPrefix")
+	})
+
 	It("refuses a CustomerSource with an unknown provider, naming spec.provider", func() {
 		expectInvalid(&crmv1alpha1.CustomerSource{
 			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "bad-provider"},

@@ -337,18 +337,44 @@ func (r *CustomerReconciler) finalize(ctx context.Context, c *crmv1alpha1.Custom
 	expired := !now.Before(deadline)
 
 	status := c.Status.DeepCopy()
+	// A sink the status does not name yet (the cache lags behind the status
+	// write) may still have a delivery of the Customer under way.
+	listed := map[string]bool{}
+	for _, e := range status.Sinks {
+		listed[e.Name] = true
+	}
+	for i := range sinks.Items {
+		name := sinks.Items[i].Name
+		if listed[name] {
+			continue
+		}
+		rep := r.Deliveries.Look(engine.Key{Namespace: c.Namespace, Sink: name, Customer: c.Name}, engine.Have{})
+		if rep.Pending || rep.Outcome != nil {
+			status.Sinks = append(status.Sinks, crmv1alpha1.SinkSyncStatus{Name: name})
+		}
+	}
 	var remaining []crmv1alpha1.SinkSyncStatus
 	var writes statusPlan
 	for _, e := range status.Sinks {
 		k := engine.Key{Namespace: c.Namespace, Sink: e.Name, Customer: c.Name}
 		sink := byName[e.Name]
-		if e.SyncedGeneration == 0 || sink == nil || !sink.DeletionTimestamp.IsZero() {
+		if sink == nil || !sink.DeletionTimestamp.IsZero() {
 			r.Deliveries.Forget(k)
 			continue
 		}
 		rep := r.Deliveries.Look(k, engine.Have{Generation: e.SyncedGeneration, SinkGeneration: e.SinkGeneration})
-		if o := rep.Outcome; o != nil && o.Deleted && o.Err == nil {
-			// The sink acknowledged this delete.
+		// A sink that never acknowledged the Customer needs no delete, unless a
+		// delivery is under way or was attempted: a delivery given up on may
+		// still have reached the sink (a database commits, the answer is lost),
+		// and would leave a record of a Customer that is gone.
+		if e.SyncedGeneration == 0 && e.ConsecutiveFailures == 0 && !rep.Pending && rep.Outcome == nil {
+			r.Deliveries.Forget(k)
+			continue
+		}
+		if o := rep.Outcome; o != nil && o.Deleted && o.Err == nil && !rep.Pending {
+			// The sink acknowledged this delete, and nothing follows it: an
+			// acknowledged delete of an earlier generation (lifecycle Deleted)
+			// with a newer one still under way is not the last word.
 			r.Deliveries.Forget(k)
 			continue
 		}

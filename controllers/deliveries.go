@@ -27,6 +27,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	crmv1alpha1 "github.com/customer-operator/customer-operator/api/v1alpha1"
@@ -75,7 +76,11 @@ type EngineOptions struct {
 // NewEngine builds the delivery engine on mgr's cache and adds it to mgr, which
 // starts and stops it.
 func NewEngine(mgr ctrl.Manager, secrets *secretcache.Store, opts EngineOptions) (*engine.Engine, error) {
-	targets := &sinkTargets{reader: mgr.GetClient(), secrets: secrets}
+	if opts.Client == nil {
+		opts.Client = &delivery.Client{}
+	}
+	targets := &sinkTargets{reader: mgr.GetClient(), secrets: secrets,
+		deps: senderDeps{client: opts.Client, policy: opts.Client.Policy}}
 	e := engine.New(engine.Options{
 		Client:    opts.Client,
 		Customers: mgr.GetClient(),
@@ -92,15 +97,27 @@ func NewEngine(mgr ctrl.Manager, secrets *secretcache.Store, opts EngineOptions)
 	if err := mgr.Add(e); err != nil {
 		return nil, fmt.Errorf("adding the delivery engine: %w", err)
 	}
+	// The senders' connections go when the manager stops, once the engine's
+	// last deliveries have returned their leases.
+	if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
+		<-ctx.Done()
+		targets.closeAll()
+		return nil
+	})); err != nil {
+		return nil, fmt.Errorf("adding the senders' closer: %w", err)
+	}
 	return e, nil
 }
 
-// sinkTargets resolves sinks for the engine's workers from the cache. Building
-// a target parses the Secret's keys and CA bundle, so the latest one of each
-// sink is kept until the sink or its Secret changes.
+// sinkTargets resolves sinks for the engine's workers from the cache, with one
+// Sender per sink. Building one parses the Secret's keys and CA bundle, and
+// may open a pool of database or broker connections, so the latest one of each
+// sink is kept until the sink or its Secret changes, or the sink goes; then it
+// is closed once the deliveries still using it have returned.
 type sinkTargets struct {
 	reader  client.Reader
 	secrets *secretcache.Store
+	deps    senderDeps
 
 	mu   sync.Mutex
 	memo map[types.NamespacedName]memoTarget
@@ -110,28 +127,88 @@ type memoTarget struct {
 	resourceVersion string
 	secret          uintptr // identity of the Secret data the Store returned
 	target          engine.Sink
+	lease           *senderLease // nil when the sink is not ready
 	ready           bool
+}
+
+// senderLease counts the holders of a Sender: the memo while it is current, and
+// each delivery using it. The last to let go closes it. refs is guarded by
+// sinkTargets.mu.
+type senderLease struct {
+	sender delivery.Sender
+	refs   int
+}
+
+// acquireLocked hands a delivery a reference.
+func (t *sinkTargets) acquireLocked(l *senderLease) func() {
+	l.refs++
+	var once sync.Once
+	return func() { once.Do(func() { t.release(l) }) }
+}
+
+func (t *sinkTargets) release(l *senderLease) {
+	t.mu.Lock()
+	l.refs--
+	last := l.refs == 0
+	t.mu.Unlock()
+	if last {
+		// Not on the caller's goroutine: the engine forgets a sink with its
+		// lock held, and a Close waits for a batch under way to end.
+		go l.sender.Close()
+	}
+}
+
+// dropLocked removes a sink's memo; its Sender closes once unused. It returns
+// the lease to release after unlocking.
+func (t *sinkTargets) dropLocked(name types.NamespacedName) *senderLease {
+	m, ok := t.memo[name]
+	if !ok {
+		return nil
+	}
+	delete(t.memo, name)
+	return m.lease
+}
+
+func (t *sinkTargets) releaseIf(l *senderLease) {
+	if l != nil {
+		t.release(l)
+	}
 }
 
 // forget drops the target of a sink that is gone: nothing would ask for it again.
 func (t *sinkTargets) forget(name types.NamespacedName) {
 	t.mu.Lock()
-	delete(t.memo, name)
+	l := t.dropLocked(name)
 	t.mu.Unlock()
+	t.releaseIf(l)
+}
+
+// closeAll drops every memo, when the engine stops.
+func (t *sinkTargets) closeAll() {
+	t.mu.Lock()
+	var leases []*senderLease
+	for name := range t.memo {
+		if l := t.dropLocked(name); l != nil {
+			leases = append(leases, l)
+		}
+	}
+	t.mu.Unlock()
+	for _, l := range leases {
+		t.release(l)
+	}
 }
 
 func (t *sinkTargets) resolve(ctx context.Context, name types.NamespacedName) (engine.Sink, bool, error) {
 	sink := &crmv1alpha1.CustomerSink{}
 	if err := t.reader.Get(ctx, name, sink); err != nil {
 		if apierrors.IsNotFound(err) {
-			t.mu.Lock()
-			delete(t.memo, name)
-			t.mu.Unlock()
+			t.forget(name)
 			return engine.Sink{}, false, nil
 		}
 		return engine.Sink{}, false, err
 	}
 	if !sink.DeletionTimestamp.IsZero() {
+		t.forget(name)
 		return engine.Sink{}, false, nil
 	}
 	var data map[string][]byte
@@ -146,24 +223,59 @@ func (t *sinkTargets) resolve(ctx context.Context, name types.NamespacedName) (e
 	if data != nil {
 		id = uintptr(reflect.ValueOf(data).UnsafePointer())
 	}
-	t.mu.Lock()
-	m, ok := t.memo[name]
-	t.mu.Unlock()
-	if ok && m.resourceVersion == sink.ResourceVersion && m.secret == id {
-		return m.target, m.ready, nil
+	if s, ready, ok := t.current(name, sink.ResourceVersion, id); ok {
+		return s, ready, nil
 	}
 	// 410 Gone is the engine's own to judge; here only the sink and its Secret.
 	state, err := resolveSink(ctx, t.secrets, nil, sink)
 	if err != nil {
 		return engine.Sink{}, false, err
 	}
-	m = memoTarget{resourceVersion: sink.ResourceVersion, secret: id, ready: state.ready,
-		target: engine.Sink{UID: sink.UID, Generation: sink.Generation, Target: state.target}}
+	m := memoTarget{resourceVersion: sink.ResourceVersion, secret: id, ready: state.ready,
+		target: engine.Sink{UID: sink.UID, Generation: sink.Generation}}
+	if state.ready {
+		sender, err := newSender(state.config, t.deps)
+		if err != nil {
+			return engine.Sink{}, false, err
+		}
+		m.lease = &senderLease{sender: sender, refs: 1}
+		m.target.Sender = sender
+	}
 	t.mu.Lock()
+	if cur, ok := t.memo[name]; ok && cur.resourceVersion == m.resourceVersion && cur.secret == m.secret {
+		// Another worker built the same one first: use that.
+		t.mu.Unlock()
+		if m.lease != nil {
+			go m.lease.sender.Close()
+		}
+		return t.resolve(ctx, name)
+	}
+	old := t.dropLocked(name)
 	if t.memo == nil {
 		t.memo = map[types.NamespacedName]memoTarget{}
 	}
 	t.memo[name] = m
+	s := m.target
+	if m.lease != nil {
+		s.Release = t.acquireLocked(m.lease)
+	}
 	t.mu.Unlock()
-	return m.target, m.ready, nil
+	t.releaseIf(old)
+	return s, m.ready, nil
+}
+
+// current is the memo of a sink still at resourceVersion with the same Secret
+// data, leased to the caller.
+func (t *sinkTargets) current(name types.NamespacedName, resourceVersion string, secret uintptr) (engine.Sink, bool, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	m, ok := t.memo[name]
+	if !ok || m.resourceVersion != resourceVersion || m.secret != secret {
+		return engine.Sink{}, false, false
+	}
+	s := m.target
+	if m.lease != nil {
+		s.Release = t.acquireLocked(m.lease)
+	}
+	return s, m.ready, true
 }

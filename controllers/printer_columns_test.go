@@ -85,6 +85,7 @@ var _ = Describe("kubectl get", func() {
 
 		Eventually(func(g Gomega) {
 			sinks := table(g, "customersinks", ns, false)
+			g.Expect(sinks["no-secret"]).To(HaveKeyWithValue("Type", "http"))
 			g.Expect(sinks["no-secret"]).To(HaveKeyWithValue("Ready", "False"))
 			g.Expect(sinks["no-secret"]).To(HaveKeyWithValue("Reason", crmv1alpha1.ReasonSecretNotFound))
 			g.Expect(sinks["no-secret"]).To(HaveKey("Suspended"))

@@ -29,21 +29,23 @@ import (
 // resolver cannot hold a reconcile worker.
 const sinkAddressLookupTimeout = 5 * time.Second
 
-// checkSinkAddress refines a sink that could otherwise receive: if its URL's host
-// is, or resolves to, an address the policy refuses, it is not Ready
-// (AddressNotAllowed), with the address in the message. The delivery client
-// enforces the same policy at connect time, so this is what people see, not
-// what protects: a name that resolves elsewhere later is still refused when
-// dialled.
-func checkSinkAddress(ctx context.Context, policy delivery.AddressPolicy, sink *crmv1alpha1.CustomerSink, state sinkState) sinkState {
+// checkSinkAddress refines a sink that could otherwise receive: if the host of
+// its URL, database or brokers is, or resolves to, an address the policy
+// refuses, it is not Ready (AddressNotAllowed), with the address in the message.
+// Every sender enforces the same policy at connect time, so this is what people
+// see, not what protects: a name that resolves elsewhere later is still refused
+// when dialled.
+func checkSinkAddress(ctx context.Context, policy delivery.AddressPolicy, _ *crmv1alpha1.CustomerSink, state sinkState) sinkState {
 	if !state.ready {
 		return state
 	}
 	ctx, cancel := context.WithTimeout(ctx, sinkAddressLookupTimeout)
 	defer cancel()
 	var notAllowed *delivery.AddressNotAllowedError
-	if err := policy.CheckURL(ctx, sink.Spec.URL); errors.As(err, &notAllowed) {
-		return sinkState{target: state.target, reason: crmv1alpha1.ReasonAddressNotAllowed, message: notAllowed.Error()}
+	for _, u := range state.config.addressURLs() {
+		if err := policy.CheckURL(ctx, u); errors.As(err, &notAllowed) {
+			return sinkState{config: state.config, reason: crmv1alpha1.ReasonAddressNotAllowed, message: notAllowed.Error()}
+		}
 	}
 	return state
 }

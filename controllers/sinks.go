@@ -52,7 +52,7 @@ func selects(sink *crmv1alpha1.CustomerSink, c *crmv1alpha1.Customer) bool {
 // sinkState is what both the sink and the Customer controllers need to know of a
 // sink: can it receive deliveries now, and where.
 type sinkState struct {
-	target  *delivery.Target
+	config  sinkConfig
 	ready   bool
 	reason  string
 	message string
@@ -60,7 +60,8 @@ type sinkState struct {
 
 const sinkSuspendedMessage = "deliveries are suspended"
 
-// resolveSink checks a sink and builds its delivery target from its Secret. Both
+// resolveSink checks a sink of any type and resolves its configuration with its
+// Secret. Both
 // controllers call it, so a Customer never waits for the sink controller to have
 // run first (after a restart, say).
 // With a nil d, 410 Gone is not considered.
@@ -79,7 +80,7 @@ func resolveSink(ctx context.Context, secrets *secretcache.Store, d Deliveries, 
 			return sinkState{}, err
 		}
 	}
-	target, err := delivery.TargetFromSink(sink, data)
+	config, err := configFromSink(sink, data)
 	if err != nil {
 		reason := crmv1alpha1.ReasonInvalidSpec
 		if errors.Is(err, delivery.ErrInvalidSecret) {
@@ -88,11 +89,11 @@ func resolveSink(ctx context.Context, secrets *secretcache.Store, d Deliveries, 
 		return sinkState{reason: reason, message: err.Error()}, nil
 	}
 	if sink.Spec.Suspend {
-		return sinkState{target: target, reason: crmv1alpha1.ReasonSuspended, message: sinkSuspendedMessage}, nil
+		return sinkState{config: config, reason: crmv1alpha1.ReasonSuspended, message: sinkSuspendedMessage}, nil
 	}
 	if d != nil && d.Health(client.ObjectKeyFromObject(sink), sink.Generation).Gone {
-		return sinkState{target: target, reason: crmv1alpha1.ReasonEndpointGone,
+		return sinkState{config: config, reason: crmv1alpha1.ReasonEndpointGone,
 			message: "the endpoint answered 410 Gone; deliveries stopped until the sink's spec changes"}, nil
 	}
-	return sinkState{target: target, ready: true, reason: crmv1alpha1.ReasonValid, message: "sink can receive deliveries"}, nil
+	return sinkState{config: config, ready: true, reason: crmv1alpha1.ReasonValid, message: "sink can receive deliveries"}, nil
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The local dev environment (hack/dev/main.go): etcd + kube-apiserver from bin/k8s, the
 # manager, the example sink receiver and the samples. `make dev` builds the control
-# plane first and runs this. Flags go to the program: --no-manager, --no-events, --reset.
+# plane first and runs this. Flags go to the program: --no-manager, --no-events, --reset,
+# --postgres (`make dev POSTGRES=1`: a local PostgreSQL and a sink keeping a table there).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."

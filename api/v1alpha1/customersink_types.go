@@ -31,30 +31,79 @@ const (
 	FormatCloudEvents SinkFormat = "cloudevents"
 )
 
+// SinkType says which kind of system a CustomerSink is: an HTTP receiver, a
+// PostgreSQL table, a Kafka topic or a NATS JetStream stream.
+// +kubebuilder:validation:Enum=http;postgres;kafka;nats
+type SinkType string
+
+const (
+	// SinkTypeHTTP POSTs every change to spec.url.
+	SinkTypeHTTP SinkType = "http"
+	// SinkTypePostgres keeps one row per Customer in a PostgreSQL table (spec.postgres).
+	SinkTypePostgres SinkType = "postgres"
+	// SinkTypeKafka produces every change to a Kafka topic (spec.kafka).
+	SinkTypeKafka SinkType = "kafka"
+	// SinkTypeNATS publishes every change to a NATS JetStream stream (spec.nats).
+	SinkTypeNATS SinkType = "nats"
+)
+
 // AnnotationRedeliver asks for every Customer a CustomerSink selects to be
 // delivered to it again: set it to a new token (any string, a timestamp say);
 // status.lastHandledRedeliver shows the token once that is done.
 const AnnotationRedeliver = "crm.customer-operator.io/redeliver"
 
-// CustomerSinkSpec describes an external HTTP system that receives Customer changes.
-// +kubebuilder:validation:XValidation:rule="self.format != 'standard-webhooks' || has(self.secretRef)",message="secretRef is required for the standard-webhooks format"
+// CustomerSinkSpec describes an external system that receives Customer changes: an
+// HTTP receiver (type http, the default), a PostgreSQL table, a Kafka topic or a
+// NATS JetStream stream. Exactly the member block of its type is set.
+// +kubebuilder:validation:XValidation:rule="self.type != 'http' || has(self.url)",message="url is required when type is http"
+// +kubebuilder:validation:XValidation:rule="self.type == 'http' || !has(self.url)",message="url is only for type http"
+// +kubebuilder:validation:XValidation:rule="has(self.postgres) == (self.type == 'postgres')",message="postgres is required when type is postgres, and only then"
+// +kubebuilder:validation:XValidation:rule="has(self.kafka) == (self.type == 'kafka')",message="kafka is required when type is kafka, and only then"
+// +kubebuilder:validation:XValidation:rule="has(self.nats) == (self.type == 'nats')",message="nats is required when type is nats, and only then"
+// +kubebuilder:validation:XValidation:rule="self.type != 'http' || self.format != 'standard-webhooks' || has(self.secretRef)",message="secretRef is required for the standard-webhooks format"
+// +kubebuilder:validation:XValidation:rule="self.type != 'postgres' || has(self.secretRef)",message="secretRef is required when type is postgres"
+// +kubebuilder:validation:XValidation:rule="self.type != 'kafka' || !has(self.kafka) || !has(self.kafka.sasl) || has(self.secretRef)",message="secretRef is required when kafka.sasl is set"
 type CustomerSinkSpec struct {
-	// URL receives a POST for every change. http or https.
+	// Type of the sink: http (the default), postgres, kafka or nats.
+	// +kubebuilder:default=http
+	// +optional
+	Type SinkType `json:"type,omitempty"`
+
+	// URL receives a POST for every change. http or https. Required when type is http,
+	// and only for it.
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=2048
 	// +kubebuilder:validation:XValidation:rule="isURL(self) && (url(self).getScheme() == 'https' || url(self).getScheme() == 'http')",message="url must be an absolute http or https URL"
-	// +required
-	URL string `json:"url"`
+	// +optional
+	URL string `json:"url,omitempty"`
 
-	// Format of the deliveries: standard-webhooks (signed) or cloudevents (structured JSON).
+	// Postgres keeps a table with one row per Customer. Required when type is postgres.
+	// +optional
+	Postgres *PostgresSink `json:"postgres,omitempty"`
+
+	// Kafka produces every change to a topic. Required when type is kafka.
+	// +optional
+	Kafka *KafkaSink `json:"kafka,omitempty"`
+
+	// NATS publishes every change to a JetStream stream. Required when type is nats.
+	// +optional
+	NATS *NATSSink `json:"nats,omitempty"`
+
+	// Format of the HTTP deliveries: standard-webhooks (signed) or cloudevents
+	// (structured JSON). Only type http reads it: Kafka and NATS sinks always carry
+	// CloudEvents, a PostgreSQL sink writes rows.
 	// +kubebuilder:default=standard-webhooks
 	// +optional
 	Format SinkFormat `json:"format,omitempty"`
 
-	// SecretRef names a Secret (same namespace) with key "secret" (a whsec_ Standard
-	// Webhooks secret), and optionally "previousSecret" (deliveries are signed with
-	// both during a rotation), "ca.crt" (a PEM CA bundle for a private CA) and
-	// "headers" (extra HTTP headers, one "Name: value" a line).
+	// SecretRef names the sink's one Secret (same namespace). For type http: key
+	// "secret" (a whsec_ Standard Webhooks secret), and optionally "previousSecret"
+	// (deliveries are signed with both during a rotation), "ca.crt" (a PEM CA bundle
+	// for a private CA) and "headers" (extra HTTP headers, one "Name: value" a line).
+	// For type postgres (required): "dsn", or "host" (with optional "port" and
+	// "database"), "user" and "password"; optional "sslmode" and "ca.crt". For type
+	// kafka: "username" and "password" with sasl, optional "ca.crt". For type nats
+	// (optional): "creds", "nkey", "user" and "password", or "token"; optional "ca.crt".
 	// +optional
 	SecretRef *SecretReference `json:"secretRef,omitempty"`
 
@@ -92,6 +141,83 @@ type CustomerSinkSpec struct {
 	// +kubebuilder:validation:MaxItems=16
 	// +optional
 	Fields []CustomerField `json:"fields,omitempty"`
+}
+
+// PostgresSink is a PostgreSQL table that holds one row per Customer, kept equal to
+// the Customers: upserts guarded by generation, a delete removes the row.
+type PostgresSink struct {
+	// Schema of the table.
+	// +kubebuilder:default=public
+	// +kubebuilder:validation:Pattern="^[a-z_][a-z0-9_]{0,62}$"
+	// +optional
+	Schema string `json:"schema,omitempty"`
+
+	// Table the rows are kept in; created when missing.
+	// +kubebuilder:default=customers
+	// +kubebuilder:validation:Pattern="^[a-z_][a-z0-9_]{0,62}$"
+	// +optional
+	Table string `json:"table,omitempty"`
+
+	// MaxConns bounds the sink's connection pool.
+	// +kubebuilder:default=4
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=16
+	// +optional
+	MaxConns int32 `json:"maxConns,omitempty"`
+}
+
+// KafkaSink is a Kafka topic (best compacted) that receives every change as a
+// CloudEvent, keyed per Customer; a delete is a tombstone.
+type KafkaSink struct {
+	// Brokers to bootstrap from, host:port.
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=16
+	// +kubebuilder:validation:items:MaxLength=261
+	// +kubebuilder:validation:items:Pattern="^[^\\s/]+:[0-9]{1,5}$"
+	// +required
+	Brokers []string `json:"brokers"`
+
+	// Topic the records are produced to.
+	// +kubebuilder:validation:Pattern="^[a-zA-Z0-9._-]{1,249}$"
+	// +required
+	Topic string `json:"topic"`
+
+	// SASL mechanism; the Secret's "username" and "password" are the credentials.
+	// +kubebuilder:validation:Enum=PLAIN;SCRAM-SHA-256;SCRAM-SHA-512
+	// +optional
+	SASL string `json:"sasl,omitempty"`
+
+	// TLS connects to the brokers over TLS; the Secret's optional "ca.crt" is the CA bundle.
+	// +optional
+	TLS bool `json:"tls,omitempty"`
+}
+
+// NATSSink is a NATS JetStream stream that receives every change as a CloudEvent.
+type NATSSink struct {
+	// URL of the NATS server: nats:// or tls://.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="isURL(self) && (url(self).getScheme() == 'nats' || url(self).getScheme() == 'tls')",message="url must be an absolute nats or tls URL"
+	// +required
+	URL string `json:"url"`
+
+	// Stream the subjects belong to.
+	// +kubebuilder:validation:Pattern="^[a-zA-Z0-9_-]{1,255}$"
+	// +required
+	Stream string `json:"stream"`
+
+	// SubjectPrefix of the subjects: {prefix}.{namespace}.{name}.
+	// +kubebuilder:default=customers
+	// +kubebuilder:validation:MaxLength=128
+	// +kubebuilder:validation:Pattern="^[a-zA-Z0-9_-]+(\\.[a-zA-Z0-9_-]+)*$"
+	// +optional
+	SubjectPrefix string `json:"subjectPrefix,omitempty"`
+
+	// KVBucket, when set, also keeps key {namespace}.{name} in this JetStream
+	// key-value bucket, deleted when the Customer is.
+	// +kubebuilder:validation:Pattern="^[a-zA-Z0-9_-]{1,255}$"
+	// +optional
+	KVBucket string `json:"kvBucket,omitempty"`
 }
 
 // CustomerField is the JSON name of a field of CustomerSpec.
@@ -133,6 +259,7 @@ type CustomerSinkStatus struct {
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=csink,categories=customers
+// +kubebuilder:printcolumn:name="Type",type=string,JSONPath=`.spec.type`
 // +kubebuilder:printcolumn:name="URL",type=string,JSONPath=`.spec.url`
 // +kubebuilder:printcolumn:name="Format",type=string,JSONPath=`.spec.format`
 // +kubebuilder:printcolumn:name="Selected-Customers",type=integer,JSONPath=`.status.selected`

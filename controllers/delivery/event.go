@@ -231,13 +231,14 @@ func encode(format crmv1alpha1.SinkFormat, fields []crmv1alpha1.CustomerField, e
 	case crmv1alpha1.FormatStandardWebhooks, "":
 		v, contentType = standardWebhooksBody{Type: ev.Type, Timestamp: ts, Data: newCustomerData(ev.Customer, fields)}, ContentTypeJSON
 	case crmv1alpha1.FormatCloudEvents:
+		a := CloudEventsAttributesOf(ev)
 		v, contentType = cloudEvent{
-			SpecVersion:     "1.0",
-			ID:              ev.ID,
-			Source:          cloudEventsSource(ev.Customer.Namespace),
-			Type:            CloudEventsTypePrefix + ev.Type,
-			Subject:         ev.Customer.Name,
-			Time:            ts,
+			SpecVersion:     a.SpecVersion,
+			ID:              a.ID,
+			Source:          a.Source,
+			Type:            a.Type,
+			Subject:         a.Subject,
+			Time:            a.Time,
 			DataContentType: ContentTypeJSON,
 			Data:            newCustomerData(ev.Customer, fields),
 		}, ContentTypeCloudEvents

@@ -31,3 +31,20 @@ type Sender interface {
 	// changes or goes away, after its deliveries in flight have returned.
 	Close()
 }
+
+// NewHTTPSender is the Sender of an HTTP sink: deliveries through the shared
+// Client, whose connection pools outlive any one sink, so Close leaves them.
+func NewHTTPSender(c *Client, t *Target) Sender {
+	return httpSender{client: c, target: t}
+}
+
+type httpSender struct {
+	client *Client
+	target *Target
+}
+
+func (s httpSender) Deliver(ctx context.Context, ev Event) Result {
+	return s.client.Deliver(ctx, s.target, ev)
+}
+
+func (httpSender) Close() {}

@@ -87,7 +87,12 @@ func (k Key) sink() types.NamespacedName {
 type Sink struct {
 	UID        types.UID
 	Generation int64
-	Target     *delivery.Target
+	// Sender delivers to the sink's system, whatever its type.
+	Sender delivery.Sender
+	// Release, when set, is called once the delivery that resolved this Sink
+	// has returned: a Sender replaced meanwhile (the sink or its Secret
+	// changed) is closed only after the deliveries still using it.
+	Release func()
 }
 
 // Targets resolves where a sink's deliveries go, when a worker is about to
@@ -153,8 +158,8 @@ type Health struct {
 
 // Options tune the engine.
 type Options struct {
-	// Client sends the deliveries. The engine closes its idle connections when
-	// it stops.
+	// Client is the HTTP sinks' shared client. The engine closes its idle
+	// connections when it stops.
 	Client *delivery.Client
 	// Customers reads Customers; the manager's cache.
 	Customers client.Reader
@@ -637,6 +642,9 @@ func (e *Engine) process(w work) {
 		}
 		return
 	}
+	if target.Release != nil {
+		defer target.Release()
+	}
 	e.mu.Lock()
 	if target.UID != s.uid {
 		// A new sink under the same name starts afresh.
@@ -667,7 +675,7 @@ func (e *Engine) process(w work) {
 	}
 	e.mu.Unlock()
 
-	res := e.opts.Client.Deliver(ctx, target.Target, delivery.NewEvent(c, deleted, e.opts.Now()))
+	res := target.Sender.Deliver(ctx, delivery.NewEvent(c, deleted, e.opts.Now()))
 	if ctx.Err() != nil {
 		return // stopping: the attempt counts for nothing
 	}

@@ -84,6 +84,7 @@ func run() int {
 	noManager := fs.Bool("no-manager", false, "do not build and run the manager; run it yourself (IDE, debugger) with KUBECONFIG=.dev/kubeconfig")
 	noEvents := fs.Bool("no-events", false, "do not post the sample provider events")
 	reset := fs.Bool("reset", false, "delete the etcd data in .dev/etcd first, starting from an empty cluster")
+	withPostgres := fs.Bool("postgres", false, "also run PostgreSQL (installed locally) on "+postgresAddr+" with data in .dev/postgres, and add the sample PostgreSQL sink writing to it")
 	_ = fs.Parse(os.Args[1:])
 
 	// envtest logs through controller-runtime; the control plane's own output goes to
@@ -100,7 +101,7 @@ func run() int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	err := d.start(ctx, startOptions{manager: !*noManager, events: !*noEvents, reset: *reset})
+	err := d.start(ctx, startOptions{manager: !*noManager, events: !*noEvents, reset: *reset, postgres: *withPostgres})
 	if err == nil {
 		err = d.wait(ctx)
 	}
@@ -116,9 +117,10 @@ func run() int {
 }
 
 type startOptions struct {
-	manager bool
-	events  bool
-	reset   bool
+	manager  bool
+	events   bool
+	reset    bool
+	postgres bool
 }
 
 // devEnv holds everything the environment started, so that stopAll can undo it
@@ -229,6 +231,12 @@ func (d *devEnv) start(ctx context.Context, opts startOptions) error {
 		return err
 	}
 
+	if opts.postgres {
+		// Before the manager, so that it is stopped after it.
+		if err := d.startPostgres(ctx); err != nil {
+			return err
+		}
+	}
 	if err := d.startChild("receiver", []string{"WEBHOOK_SECRET=" + receiverSecret},
 		filepath.Join(d.stateDir, "bin", "receiver"), "--addr="+receiverAddr); err != nil {
 		return err
@@ -256,7 +264,7 @@ func (d *devEnv) start(ctx context.Context, opts startOptions) error {
 	}
 	// Shown once, after the events, so the webhook-made Customers are in the list.
 	_ = d.run(ctx, "kubectl", d.kubectl("get", "customersources,customersinks,customers", "-n", sampleNamespace))
-	d.printUsage(opts.manager)
+	d.printUsage(opts.manager, opts.postgres)
 	return nil
 }
 
@@ -435,6 +443,12 @@ type child struct {
 }
 
 func (d *devEnv) startChild(name string, env []string, path string, args ...string) error {
+	return d.startChildAs(name, nil, env, path, args...)
+}
+
+// startChildAs starts a child as another user when cred is set (PostgreSQL
+// refuses to run as root).
+func (d *devEnv) startChildAs(name string, cred *syscall.Credential, env []string, path string, args ...string) error {
 	w := d.out.prefixed(name)
 	cmd := exec.Command(path, args...)
 	cmd.Dir = d.root
@@ -442,7 +456,7 @@ func (d *devEnv) startChild(name string, env []string, path string, args ...stri
 	cmd.Stdout, cmd.Stderr = w, w
 	// Its own process group: a Ctrl-C in the terminal reaches only this program, which
 	// then stops the children in order (manager before the API server it talks to).
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: cred}
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("starting %s: %w", name, err)
 	}
@@ -500,7 +514,7 @@ func (d *devEnv) stopAll() {
 	_ = os.Remove(d.pidFile())
 }
 
-func (d *devEnv) printUsage(manager bool) {
+func (d *devEnv) printUsage(manager, postgres bool) {
 	rel := func(p string) string {
 		if r, err := filepath.Rel(d.root, p); err == nil && !strings.HasPrefix(r, "..") {
 			return r
@@ -528,6 +542,9 @@ func (d *devEnv) printUsage(manager bool) {
 			metricsAddr, healthAddr, webhookAddr)
 	}
 	fmt.Fprintf(&b, "  sink receiver   http://%s/  (its log lines start with [receiver])\n", receiverAddr)
+	if postgres {
+		fmt.Fprintf(&b, "  PostgreSQL sink the table the sink example-warehouse keeps, data in .dev/postgres:\n    %s\n", psqlCommand())
+	}
 	fmt.Fprintf(&b, "  control plane   logs in .dev/logs/\n\n")
 	d.out.write([]byte(b.String()))
 }

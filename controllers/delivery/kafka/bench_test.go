@@ -1,0 +1,167 @@
+/*
+Copyright 2026 The customer-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package kafka
+
+import (
+	"context"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"k8s.io/apimachinery/pkg/types"
+
+	crmv1alpha1 "github.com/customer-operator/customer-operator/api/v1alpha1"
+	"github.com/customer-operator/customer-operator/controllers/delivery"
+)
+
+// benchConcurrency is the number of goroutines delivering at once, as a
+// sink's workers would.
+const benchConcurrency = 16
+
+// BenchmarkSenderAgainstRawProduce compares the sender's Deliver with a bare
+// franz-go ProduceSync of the same events (same acks, same idempotent
+// producer), at the same concurrency, against one kfake cluster: "raw"
+// encodes each event as any producer of it must (delivery.Encode, the same
+// key and headers), "preencoded" sends records encoded before the clock
+// starts, the client's bare cost. Each of b.N rounds delivers 512 events per
+// contender, in turn.
+//
+//	go test ./controllers/delivery/kafka -run '^$' -bench SenderAgainstRawProduce -benchtime 20x
+func BenchmarkSenderAgainstRawProduce(b *testing.B) {
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(6, topic))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cluster.Close()
+	addrs := cluster.ListenAddrs()
+	cfg := Config{Brokers: addrs, Topic: topic}
+	evs := make([]delivery.Event, 4096)
+	encoded := make([]*kgo.Record, len(evs))
+	for i := range evs {
+		n := strconv.Itoa(i)
+		evs[i] = upsert(customer("c"+n, types.UID("uid-"+n), 1, "c"+n+"@example.com"))
+		recs, err := records(cfg, evs[i])
+		if err != nil {
+			b.Fatal(err)
+		}
+		encoded[i] = recs[0]
+	}
+
+	s, err := New(cfg, allowAll)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...), kgo.DefaultProduceTopic(topic), kgo.RequiredAcks(kgo.AllISRAcks()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cl.Close()
+	// Both connected, with a producer ID, before the clock starts.
+	if res := s.Deliver(context.Background(), evs[0]); res.Err != nil {
+		b.Fatal(res.Err)
+	}
+	if err := cl.ProduceSync(context.Background(), &kgo.Record{Key: encoded[0].Key, Value: encoded[0].Value}).FirstErr(); err != nil {
+		b.Fatal(err)
+	}
+
+	interleaved(b, 512, []string{"sender", "raw", "preencoded"}, []func(int) error{
+		func(i int) error { return s.Deliver(context.Background(), evs[i%len(evs)]).Err },
+		func(i int) error {
+			ev := evs[i%len(evs)]
+			body, contentType, err := delivery.Encode(crmv1alpha1.FormatCloudEvents, nil, ev)
+			if err != nil {
+				return err
+			}
+			a := delivery.CloudEventsAttributesOf(ev)
+			return cl.ProduceSync(context.Background(), &kgo.Record{Key: []byte(ev.Customer.UID), Value: body, Timestamp: ev.Time,
+				Headers: []kgo.RecordHeader{
+					{Key: "ce_specversion", Value: []byte(a.SpecVersion)},
+					{Key: "ce_id", Value: []byte(a.ID)},
+					{Key: "ce_source", Value: []byte(a.Source)},
+					{Key: "ce_type", Value: []byte(a.Type)},
+					{Key: "ce_subject", Value: []byte(a.Subject)},
+					{Key: "ce_time", Value: []byte(a.Time)},
+					{Key: "content-type", Value: []byte(contentType)},
+				}}).FirstErr()
+		},
+		func(i int) error {
+			r := encoded[i%len(encoded)]
+			return cl.ProduceSync(context.Background(), &kgo.Record{Key: r.Key, Value: r.Value, Headers: r.Headers, Timestamp: r.Timestamp}).FirstErr()
+		},
+	})
+}
+
+// interleaved runs rounds of blocks, one per contender, each block delivering
+// blockSize events from benchConcurrency goroutines, the contenders' order
+// turning each round, so that noise on a shared machine falls on every
+// contender alike. It reports each contender's median ns per event over the
+// rounds, and the median per-round throughput ratio of the first against each
+// other ("ratio-vs-NAME": above 1, the first is faster).
+func interleaved(b *testing.B, blockSize int, names []string, contenders []func(i int) error) {
+	b.Helper()
+	perEvent := make([][]float64, len(contenders))
+	ratios := make([][]float64, len(contenders))
+	b.ResetTimer()
+	for round := range b.N {
+		took := make([]time.Duration, len(contenders))
+		for k := range contenders {
+			c := (k + round) % len(contenders)
+			took[c] = block(b, blockSize, contenders[c])
+		}
+		for c := range contenders {
+			perEvent[c] = append(perEvent[c], float64(took[c].Nanoseconds())/float64(blockSize))
+			ratios[c] = append(ratios[c], float64(took[c])/float64(took[0]))
+		}
+	}
+	b.StopTimer()
+	for c, name := range names {
+		b.ReportMetric(median(perEvent[c]), name+"-ns/event")
+		if c > 0 {
+			b.ReportMetric(median(ratios[c]), "ratio-vs-"+name)
+		}
+	}
+}
+
+func block(b *testing.B, n int, deliver func(i int) error) time.Duration {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range benchConcurrency {
+		wg.Go(func() {
+			for i := int(next.Add(1)); i <= n; i = int(next.Add(1)) {
+				if err := deliver(i); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return time.Since(start)
+}
+
+func median(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	return s[len(s)/2]
+}

@@ -1,0 +1,474 @@
+/*
+Copyright 2026 The customer-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/customer-operator/customer-operator/controllers/delivery"
+)
+
+// DefaultMaxBatch is how many deliveries one batch carries at most.
+const DefaultMaxBatch = 256
+
+// flusherIdle is how long a flusher waits for work before it ends.
+const flusherIdle = 30 * time.Second
+
+// Sender keeps a PostgreSQL table equal to the Customers it is given: one row
+// per Customer, upserted at a newer generation only, removed on delete.
+//
+// Concurrent Delivers are grouped: each of the pool's connections has a flusher
+// that takes what is waiting (up to the batch size), sends it as one pgx.Batch
+// in one round trip and one implicit transaction, and answers each caller. A
+// backfill of many Customers is therefore a few hundred rows per round trip, not
+// one.
+type Sender struct {
+	cfg      Config
+	pool     *pgxpool.Pool
+	stmts    statements
+	lockNS   string
+	maxBatch int
+
+	requests chan *request
+	ctx      context.Context
+	cancel   context.CancelFunc
+	flushers sync.WaitGroup
+	// running counts the flushers, started as deliveries need them (up to the
+	// pool's size) and ended after flusherIdle without work, so that an idle
+	// sink holds no goroutine but the pool's health check.
+	running  atomic.Int32
+	maxFlush int32
+	idle     time.Duration
+	// batches and rows count what was sent, for the benchmarks.
+	batches, rows atomic.Int64
+	// life orders starting flushers with Close's wait for them.
+	life   sync.Mutex
+	closed bool
+
+	// ensured is set once the tables are known to exist, and cleared when a
+	// statement finds them missing (someone dropped them). ensuring is held
+	// while one flusher creates them, so that the others wait for it.
+	mu       sync.Mutex
+	ensured  bool
+	ensuring sync.Mutex
+}
+
+// request is one Deliver waiting for its batch.
+type request struct {
+	ev    delivery.Event
+	row   row // nil for a delete
+	key   int64
+	reply chan delivery.Result
+}
+
+// Option tunes a Sender.
+type Option func(*Sender)
+
+// WithMaxBatch sets how many deliveries one batch carries at most.
+func WithMaxBatch(n int) Option {
+	return func(s *Sender) {
+		if n > 0 {
+			s.maxBatch = n
+		}
+	}
+}
+
+// New returns a Sender for cfg. Connections are made when the first delivery
+// needs one, each dialled through policy.
+func New(cfg Config, policy delivery.AddressPolicy, opts ...Option) (*Sender, error) {
+	pc, err := pgxpool.ParseConfig("sslmode=disable")
+	if err != nil {
+		return nil, fmt.Errorf("building the PostgreSQL pool configuration: %w", err)
+	}
+	cc := pc.ConnConfig
+	cc.Host, cc.Port, cc.Database, cc.User, cc.Password = cfg.Host, cfg.Port, cfg.Database, cfg.User, cfg.Password
+	cc.Fallbacks = nil
+	if cc.TLSConfig, err = cfg.tlsConfig(); err != nil {
+		return nil, err
+	}
+	cc.ConnectTimeout = cfg.Timeout
+	if cc.ConnectTimeout <= 0 {
+		cc.ConnectTimeout = delivery.DefaultTimeout
+	}
+	cc.DialFunc = policy.DialContext(&net.Dialer{KeepAlive: 30 * time.Second})
+	cc.RuntimeParams = map[string]string{"application_name": cfg.ApplicationName}
+	pc.MaxConns = cfg.MaxConns
+	if pc.MaxConns <= 0 || pc.MaxConns > MaxMaxConns {
+		pc.MaxConns = DefaultMaxConns
+	}
+	pc.MinConns = 0
+	pc.MaxConnIdleTime = time.Minute
+	pool, err := pgxpool.NewWithConfig(context.Background(), pc)
+	if err != nil {
+		return nil, fmt.Errorf("building the PostgreSQL pool: %w", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Sender{
+		cfg: cfg, pool: pool, stmts: newStatements(cfg.Schema, cfg.Table), lockNS: cfg.Schema + "." + cfg.Table,
+		maxBatch: DefaultMaxBatch, requests: make(chan *request), ctx: ctx, cancel: cancel, maxFlush: pc.MaxConns, idle: flusherIdle,
+	}
+	for _, o := range opts {
+		o(s)
+	}
+	return s, nil
+}
+
+// Deliver writes one event: an upsert guarded by generation, or a delete. It
+// returns once the batch holding it committed, or failed.
+func (s *Sender) Deliver(ctx context.Context, ev delivery.Event) delivery.Result {
+	start := time.Now()
+	res := s.deliver(ctx, ev)
+	res.Duration = time.Since(start)
+	return res
+}
+
+func (s *Sender) deliver(ctx context.Context, ev delivery.Event) delivery.Result {
+	c := ev.Customer
+	if c == nil {
+		return delivery.Result{Err: errors.New("no Customer in the event"), Refused: true}
+	}
+	req := &request{ev: ev, key: lockKey(s.lockNS, string(c.UID)), reply: make(chan delivery.Result, 1)}
+	if ev.Type != delivery.TypeDeleted {
+		r, err := newRow(c, s.cfg.Fields)
+		if err != nil {
+			return delivery.Result{Err: err, Refused: true}
+		}
+		req.row = r
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.timeout())
+	defer cancel()
+	if err := s.hand(ctx, req); err != nil {
+		return delivery.Result{Err: err}
+	}
+	select {
+	case res := <-req.reply:
+		return res
+	case <-ctx.Done():
+		// The batch may still commit: the next delivery of this Customer is
+		// guarded by generation, so that is harmless.
+		return delivery.Result{Err: fmt.Errorf("no answer from PostgreSQL within %s", s.cfg.timeout())}
+	}
+}
+
+// hand gives req to a flusher, starting one when none is free and the pool
+// has room. A flusher that ends for idleness as req arrives is replaced on the
+// next tick.
+func (s *Sender) hand(ctx context.Context, req *request) error {
+	select {
+	case s.requests <- req:
+		return nil
+	default:
+	}
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		s.spawn()
+		select {
+		case s.requests <- req:
+			return nil
+		case <-s.ctx.Done():
+			return errors.New("the PostgreSQL sink was closed")
+		case <-ctx.Done():
+			return fmt.Errorf("no PostgreSQL connection free within %s", s.cfg.timeout())
+		case <-tick.C:
+		}
+	}
+}
+
+// spawn starts a flusher unless the pool's size of them run already.
+func (s *Sender) spawn() {
+	for {
+		n := s.running.Load()
+		if n >= s.maxFlush {
+			return
+		}
+		if s.running.CompareAndSwap(n, n+1) {
+			break
+		}
+	}
+	s.life.Lock()
+	defer s.life.Unlock()
+	if s.closed {
+		s.running.Add(-1)
+		return
+	}
+	s.flushers.Add(1)
+	go func() {
+		defer s.flushers.Done()
+		defer s.running.Add(-1)
+		s.flush()
+	}()
+}
+
+func (c Config) timeout() time.Duration {
+	if c.Timeout <= 0 {
+		return delivery.DefaultTimeout
+	}
+	return c.Timeout
+}
+
+// Close stops the flushers once their batches are answered and closes the pool.
+func (s *Sender) Close() {
+	s.life.Lock()
+	s.closed = true
+	s.life.Unlock()
+	s.cancel()
+	s.flushers.Wait()
+	s.pool.Close()
+}
+
+// flush is one connection's group commit loop.
+func (s *Sender) flush() {
+	batch := make([]*request, 0, s.maxBatch)
+	idle := time.NewTimer(s.idle)
+	defer idle.Stop()
+	for {
+		batch = batch[:0]
+		idle.Reset(s.idle)
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-idle.C:
+			return
+		case r := <-s.requests:
+			batch = append(batch, r)
+		}
+	collect:
+		for len(batch) < s.maxBatch {
+			select {
+			case r := <-s.requests:
+				batch = append(batch, r)
+			default:
+				break collect
+			}
+		}
+		s.run(batch)
+	}
+}
+
+// run sends a batch and answers its callers. A row PostgreSQL refuses aborts
+// the batch's transaction; the others are then sent again one by one, so that
+// only that Customer is refused.
+func (s *Sender) run(batch []*request) {
+	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.timeout())
+	defer cancel()
+	err := s.send(ctx, batch)
+	if err == nil {
+		answer(batch, delivery.Result{})
+		return
+	}
+	var be *batchError
+	if !errors.As(err, &be) || !refusal(be.err) {
+		answer(batch, delivery.Result{Err: s.describe(err)})
+		return
+	}
+	for _, r := range batch {
+		if err := s.sendOne(r); err != nil {
+			var one *batchError
+			r.reply <- delivery.Result{Err: s.describe(err), Refused: errors.As(err, &one) && refusal(one.err)}
+			continue
+		}
+		r.reply <- delivery.Result{}
+	}
+}
+
+// sendOne sends one delivery on its own, with a timeout of its own.
+func (s *Sender) sendOne(r *request) error {
+	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.timeout())
+	defer cancel()
+	return s.send(ctx, []*request{r})
+}
+
+func answer(batch []*request, res delivery.Result) {
+	for _, r := range batch {
+		r.reply <- res
+	}
+}
+
+// batchError is a statement of a batch that PostgreSQL refused.
+type batchError struct {
+	req *request
+	err error
+}
+
+func (e *batchError) Error() string { return e.err.Error() }
+func (e *batchError) Unwrap() error { return e.err }
+
+// send runs a batch in one round trip: the Customers' locks, then each op.
+func (s *Sender) send(ctx context.Context, batch []*request) error {
+	if err := s.ensureTables(ctx); err != nil {
+		return err
+	}
+	keys := make([]int64, 0, len(batch))
+	for _, r := range batch {
+		keys = append(keys, r.key)
+	}
+	slices.Sort(keys)
+	keys = slices.Compact(keys)
+	b := &pgx.Batch{}
+	b.Queue(s.stmts.lock, keys)
+	s.batches.Add(1)
+	s.rows.Add(int64(len(batch)))
+	for _, r := range batch {
+		if r.row == nil {
+			b.Queue(s.stmts.del, string(r.ev.Customer.UID), r.ev.Customer.Generation)
+		} else {
+			b.Queue(s.stmts.upsert, r.row...)
+		}
+	}
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Release()
+	br := conn.SendBatch(ctx, b)
+	if _, err := br.Exec(); err != nil {
+		_ = br.Close()
+		return s.checkMissing(err)
+	}
+	for _, r := range batch {
+		if _, err := br.Exec(); err != nil {
+			_ = br.Close()
+			return &batchError{req: r, err: s.checkMissing(err)}
+		}
+	}
+	return br.Close()
+}
+
+// checkMissing notices tables dropped behind the sink's back, so that the next
+// batch creates them again.
+func (s *Sender) checkMissing(err error) error {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && (pe.Code == "42P01" || pe.Code == "3F000") { // undefined_table, invalid_schema_name
+		s.mu.Lock()
+		s.ensured = false
+		s.mu.Unlock()
+	}
+	return err
+}
+
+// ensureTables creates the tables when missing, once per Sender (and again after
+// they went missing), and prunes old tombstones.
+func (s *Sender) ensureTables(ctx context.Context) error {
+	s.mu.Lock()
+	ensured := s.ensured
+	s.mu.Unlock()
+	if ensured {
+		return nil
+	}
+	s.ensuring.Lock()
+	defer s.ensuring.Unlock()
+	s.mu.Lock()
+	ensured = s.ensured
+	s.mu.Unlock()
+	if ensured {
+		return nil
+	}
+	// One statement string with several commands runs as one implicit
+	// transaction over the simple protocol. CREATE TABLE IF NOT EXISTS is not
+	// safe against itself running concurrently (a unique violation in the
+	// catalog): the lock serialises it with other senders on the same table,
+	// another sink's or another operator replica's.
+	lock := fmt.Sprintf("SELECT pg_advisory_xact_lock(%d);\n", lockKey("create "+s.lockNS, ""))
+	if _, err := s.pool.Exec(ctx, lock+s.stmts.ddl+s.stmts.prune, pgx.QueryExecModeSimpleProtocol); err != nil {
+		return fmt.Errorf("creating the table %s.%s: %w", s.cfg.Schema, s.cfg.Table, err)
+	}
+	s.mu.Lock()
+	s.ensured = true
+	s.mu.Unlock()
+	return nil
+}
+
+// refusal says whether PostgreSQL refused a row for its content (a data
+// exception or an integrity constraint, SQLSTATE classes 22 and 23), rather
+// than the sink being unwell.
+func refusal(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && (strings.HasPrefix(pe.Code, "22") || strings.HasPrefix(pe.Code, "23"))
+}
+
+// describe turns an error into a message for status, Events and logs: the
+// server's SQLSTATE and message, a refused address, or the class of a
+// connection failure. It never holds the password.
+func (s *Sender) describe(err error) error {
+	var pe *pgconn.PgError
+	var na *delivery.AddressNotAllowedError
+	var msg string
+	switch {
+	case errors.As(err, &pe):
+		msg = fmt.Sprintf("PostgreSQL answered %s: %s", pe.Code, pe.Message)
+	case errors.As(err, &na):
+		msg = na.Error()
+	case errors.Is(err, context.DeadlineExceeded):
+		msg = fmt.Sprintf("no answer from PostgreSQL at %s within %s", s.cfg.Address(), s.cfg.timeout())
+	default:
+		msg = connectionProblem(err, s.cfg.Address())
+	}
+	if s.cfg.Password != "" {
+		msg = strings.ReplaceAll(msg, s.cfg.Password, "<redacted>")
+	}
+	return &deliveryError{msg: msg, cause: err}
+}
+
+func connectionProblem(err error, addr string) string {
+	var ne *net.OpError
+	var de *net.DNSError
+	switch {
+	case errors.As(err, &de):
+		return fmt.Sprintf("PostgreSQL host %s does not resolve", addr)
+	case errors.As(err, &ne) && strings.Contains(ne.Err.Error(), "refused"):
+		return fmt.Sprintf("connection to PostgreSQL at %s refused", addr)
+	case errors.As(err, &ne):
+		return fmt.Sprintf("connection to PostgreSQL at %s failed (%s)", addr, ne.Op)
+	case strings.Contains(err.Error(), "tls"), strings.Contains(err.Error(), "x509"), strings.Contains(err.Error(), "certificate"):
+		return fmt.Sprintf("TLS with PostgreSQL at %s failed", addr)
+	default:
+		return fmt.Sprintf("PostgreSQL at %s failed: %s", addr, firstLine(err.Error()))
+	}
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i]
+	}
+	if len(s) > 200 {
+		s = s[:200]
+	}
+	return s
+}
+
+// deliveryError keeps the cause for errors.Is and errors.As while its message
+// is the safe one.
+type deliveryError struct {
+	msg   string
+	cause error
+}
+
+func (e *deliveryError) Error() string { return e.msg }
+func (e *deliveryError) Unwrap() error { return e.cause }
