@@ -18,8 +18,6 @@ package delivery
 
 import (
 	"bytes"
-	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"net/http"
@@ -72,30 +70,12 @@ type Target struct {
 	Fields []crmv1alpha1.CustomerField
 }
 
-// configError carries a message for people (kubectl describe) and a sentinel for
-// code.
-type configError struct {
-	kind error
-	msg  string
-}
-
-func (e *configError) Error() string { return e.msg }
-func (e *configError) Unwrap() error { return e.kind }
-
-func specError(field, format string, args ...any) error {
-	return &configError{kind: ErrInvalidSpec, msg: "spec." + field + ": " + fmt.Sprintf(format, args...)}
-}
-
-func secretError(key, format string, args ...any) error {
-	return &configError{kind: ErrInvalidSecret, msg: fmt.Sprintf("Secret key %q: ", key) + fmt.Sprintf(format, args...)}
-}
-
 // TargetFromSink checks a CustomerSink and the data of the Secret named by its
 // secretRef (nil when it has none) and resolves them into a Target. Errors name
 // the field or Secret key at fault and never repeat secret material.
 func TargetFromSink(sink *crmv1alpha1.CustomerSink, secretData map[string][]byte) (*Target, error) {
 	if sink == nil {
-		return nil, &configError{kind: ErrInvalidSpec, msg: "no CustomerSink"}
+		return nil, ErrNoSink
 	}
 	spec := &sink.Spec
 	if err := checkURL(spec.URL); err != nil {
@@ -108,12 +88,12 @@ func TargetFromSink(sink *crmv1alpha1.CustomerSink, secretData map[string][]byte
 	switch t.Format {
 	case crmv1alpha1.FormatStandardWebhooks, crmv1alpha1.FormatCloudEvents:
 	default:
-		return nil, specError("format", "%q is not one of %q, %q", t.Format,
+		return nil, SpecError("format", "%q is not one of %q, %q", t.Format,
 			crmv1alpha1.FormatStandardWebhooks, crmv1alpha1.FormatCloudEvents)
 	}
 	if spec.Timeout != nil {
 		if spec.Timeout.Duration < 0 {
-			return nil, specError("timeout", "must not be negative")
+			return nil, SpecError("timeout", "must not be negative")
 		}
 		if spec.Timeout.Duration > 0 {
 			t.Timeout = spec.Timeout.Duration
@@ -122,50 +102,50 @@ func TargetFromSink(sink *crmv1alpha1.CustomerSink, secretData map[string][]byte
 	if spec.Fields != nil {
 		for _, f := range spec.Fields {
 			if _, ok := specFieldIndex[f]; !ok {
-				return nil, specError("fields", "%q is not a field of a Customer's spec", f)
+				return nil, SpecError("fields", "%q is not a field of a Customer's spec", f)
 			}
 		}
 		t.Fields = slices.Clone(spec.Fields)
 	}
 	if spec.SecretRef == nil {
 		if t.Format == crmv1alpha1.FormatStandardWebhooks {
-			return nil, specError("secretRef", "is required for the %s format", t.Format)
+			return nil, SpecError("secretRef", "is required for the %s format", t.Format)
 		}
 		return t, nil
 	}
 
 	current, hasCurrent := secretData[KeySecret]
 	if !hasCurrent && t.Format == crmv1alpha1.FormatStandardWebhooks {
-		return nil, secretError(KeySecret, "is missing; the %s format needs a whsec_ signing secret", t.Format)
+		return nil, SecretError(KeySecret, "is missing; the %s format needs a whsec_ signing secret", t.Format)
 	}
 	if hasCurrent {
 		key, err := ParseSecret(string(current))
 		if err != nil {
-			return nil, secretError(KeySecret, "%v", err)
+			return nil, SecretError(KeySecret, "%v", err)
 		}
 		t.Secrets = append(t.Secrets, key)
 	}
 	if previous, ok := secretData[KeyPreviousSecret]; ok {
 		if !hasCurrent {
 			// Signing with only the old key would keep a rotation from ever finishing.
-			return nil, secretError(KeyPreviousSecret, "is set but %q is missing", KeySecret)
+			return nil, SecretError(KeyPreviousSecret, "is set but %q is missing", KeySecret)
 		}
 		key, err := ParseSecret(string(previous))
 		if err != nil {
-			return nil, secretError(KeyPreviousSecret, "%v", err)
+			return nil, SecretError(KeyPreviousSecret, "%v", err)
 		}
 		t.Secrets = append(t.Secrets, key)
 	}
 	if ca, ok := secretData[KeyCA]; ok {
-		if err := checkCA(ca); err != nil {
-			return nil, secretError(KeyCA, "%v", err)
+		if err := CheckCA(ca); err != nil {
+			return nil, SecretError(KeyCA, "%v", err)
 		}
 		t.CA = bytes.Clone(ca)
 	}
 	if raw, ok := secretData[KeyHeaders]; ok {
 		h, err := parseHeaders(raw)
 		if err != nil {
-			return nil, secretError(KeyHeaders, "%v", err)
+			return nil, SecretError(KeyHeaders, "%v", err)
 		}
 		t.Header = h
 	}
@@ -178,31 +158,7 @@ func TargetFromSink(sink *crmv1alpha1.CustomerSink, secretData map[string][]byte
 func checkURL(raw string) error {
 	u, err := url.Parse(raw)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return specError("url", "must be an absolute http or https URL")
-	}
-	return nil
-}
-
-// checkCA insists on certificates only, since a private key pasted into ca.crt by
-// mistake would otherwise sit silently next to them.
-func checkCA(data []byte) error {
-	n := 0
-	for rest := data; ; {
-		var block *pem.Block
-		block, rest = pem.Decode(rest)
-		if block == nil {
-			break
-		}
-		if block.Type != "CERTIFICATE" {
-			return fmt.Errorf("holds a %q PEM block; only CERTIFICATE blocks are allowed", block.Type)
-		}
-		if _, err := x509.ParseCertificate(block.Bytes); err != nil {
-			return fmt.Errorf("certificate %d does not parse: %w", n+1, err)
-		}
-		n++
-	}
-	if n == 0 {
-		return errors.New("holds no PEM certificate")
+		return SpecError("url", "must be an absolute http or https URL")
 	}
 	return nil
 }

@@ -45,45 +45,27 @@ var (
 	subjectPattern = regexp.MustCompile(`^[a-zA-Z0-9_-]+(\.[a-zA-Z0-9_-]+)*$`)
 )
 
-// configError carries a message for people and a sentinel for code, like the
-// HTTP sink's errors.
-type configError struct {
-	kind error
-	msg  string
-}
-
-func (e *configError) Error() string { return e.msg }
-func (e *configError) Unwrap() error { return e.kind }
-
-func specError(field, format string, args ...any) error {
-	return &configError{kind: delivery.ErrInvalidSpec, msg: "spec." + field + ": " + fmt.Sprintf(format, args...)}
-}
-
-func secretError(key, format string, args ...any) error {
-	return &configError{kind: delivery.ErrInvalidSecret, msg: fmt.Sprintf("Secret key %q: ", key) + fmt.Sprintf(format, args...)}
-}
-
 // ConfigFromSink checks a nats CustomerSink and its Secret's data (nil when it
 // has none) and resolves them into a Config. Errors name the field or key at
 // fault, never a value from the Secret or the URL's credentials.
 func ConfigFromSink(sink *crmv1alpha1.CustomerSink, secret map[string][]byte) (Config, error) {
 	if sink == nil {
-		return Config{}, &configError{kind: delivery.ErrInvalidSpec, msg: "no CustomerSink"}
+		return Config{}, delivery.ErrNoSink
 	}
 	spec := &sink.Spec
 	n := spec.NATS
 	if n == nil {
-		return Config{}, specError("nats", "is required when type is nats")
+		return Config{}, delivery.SpecError("nats", "is required when type is nats")
 	}
 	u, err := url.Parse(n.URL)
 	if err != nil || (u.Scheme != "nats" && u.Scheme != "tls") || u.Host == "" {
-		return Config{}, specError("nats.url", "must be an absolute nats:// or tls:// URL")
+		return Config{}, delivery.SpecError("nats.url", "must be an absolute nats:// or tls:// URL")
 	}
 	if u.User != nil {
-		return Config{}, specError("nats.url", "must not hold credentials; put them in the Secret")
+		return Config{}, delivery.SpecError("nats.url", "must not hold credentials; put them in the Secret")
 	}
 	if !namePattern.MatchString(n.Stream) {
-		return Config{}, specError("nats.stream", "%q is not a stream name", n.Stream)
+		return Config{}, delivery.SpecError("nats.stream", "%q is not a stream name", n.Stream)
 	}
 	cfg := Config{
 		URL: n.URL, Stream: n.Stream, SubjectPrefix: n.SubjectPrefix, KVBucket: n.KVBucket,
@@ -93,10 +75,10 @@ func ConfigFromSink(sink *crmv1alpha1.CustomerSink, secret map[string][]byte) (C
 		cfg.SubjectPrefix = DefaultSubjectPrefix
 	}
 	if !subjectPattern.MatchString(cfg.SubjectPrefix) {
-		return Config{}, specError("nats.subjectPrefix", "%q is not dot-separated tokens of letters, digits, _ and -", cfg.SubjectPrefix)
+		return Config{}, delivery.SpecError("nats.subjectPrefix", "%q is not dot-separated tokens of letters, digits, _ and -", cfg.SubjectPrefix)
 	}
 	if cfg.KVBucket != "" && !namePattern.MatchString(cfg.KVBucket) {
-		return Config{}, specError("nats.kvBucket", "%q is not a bucket name", cfg.KVBucket)
+		return Config{}, delivery.SpecError("nats.kvBucket", "%q is not a bucket name", cfg.KVBucket)
 	}
 	if spec.Timeout != nil && spec.Timeout.Duration > 0 {
 		cfg.Timeout = min(spec.Timeout.Duration, delivery.MaxTimeout)
@@ -109,26 +91,26 @@ func ConfigFromSink(sink *crmv1alpha1.CustomerSink, secret map[string][]byte) (C
 		}
 	}
 	if len(kinds) > 1 {
-		return Config{}, secretError(strings.Trim(kinds[1], `"`), "is set together with %s; use one kind of credentials", kinds[0])
+		return Config{}, delivery.SecretError(strings.Trim(kinds[1], `"`), "is set together with %s; use one kind of credentials", kinds[0])
 	}
 	switch {
 	case secret[KeyCreds] != nil:
 		if _, err := nkeys.ParseDecoratedJWT(secret[KeyCreds]); err != nil {
-			return Config{}, secretError(KeyCreds, "is not a NATS credentials file")
+			return Config{}, delivery.SecretError(KeyCreds, "is not a NATS credentials file")
 		}
 		if _, err := nkeys.ParseDecoratedNKey(secret[KeyCreds]); err != nil {
-			return Config{}, secretError(KeyCreds, "holds no nkey seed")
+			return Config{}, delivery.SecretError(KeyCreds, "holds no nkey seed")
 		}
 		cfg.Creds = bytes.Clone(secret[KeyCreds])
 	case secret[KeyNKey] != nil:
 		seed := bytes.TrimSpace(secret[KeyNKey])
 		if _, err := nkeys.FromSeed(seed); err != nil {
-			return Config{}, secretError(KeyNKey, "is not an nkey seed")
+			return Config{}, delivery.SecretError(KeyNKey, "is not an nkey seed")
 		}
 		cfg.NKeySeed = bytes.Clone(seed)
 	case secret[KeyUser] != nil:
 		if len(secret[KeyPassword]) == 0 {
-			return Config{}, secretError(KeyPassword, "is missing; %q needs it", KeyUser)
+			return Config{}, delivery.SecretError(KeyPassword, "is missing; %q needs it", KeyUser)
 		}
 		cfg.User, cfg.Password = string(secret[KeyUser]), string(secret[KeyPassword])
 	case secret[KeyToken] != nil:
@@ -136,7 +118,7 @@ func ConfigFromSink(sink *crmv1alpha1.CustomerSink, secret map[string][]byte) (C
 	}
 	if ca, ok := secret[KeyCA]; ok {
 		if err := delivery.CheckCA(ca); err != nil {
-			return Config{}, secretError(KeyCA, "%v", err)
+			return Config{}, delivery.SecretError(KeyCA, "%v", err)
 		}
 		cfg.CA = bytes.Clone(ca)
 	}

@@ -40,48 +40,30 @@ const MaxBrokers = 16
 
 var topicPattern = regexp.MustCompile(`^[a-zA-Z0-9._-]{1,249}$`)
 
-// configError carries a message for people and a sentinel for code, like the
-// HTTP sink's errors.
-type configError struct {
-	kind error
-	msg  string
-}
-
-func (e *configError) Error() string { return e.msg }
-func (e *configError) Unwrap() error { return e.kind }
-
-func specError(field, format string, args ...any) error {
-	return &configError{kind: delivery.ErrInvalidSpec, msg: "spec." + field + ": " + fmt.Sprintf(format, args...)}
-}
-
-func secretError(key, format string, args ...any) error {
-	return &configError{kind: delivery.ErrInvalidSecret, msg: fmt.Sprintf("Secret key %q: ", key) + fmt.Sprintf(format, args...)}
-}
-
 // ConfigFromSink checks a kafka CustomerSink and its Secret's data (nil when
 // it has none) and resolves them into a Config. Errors name the field or key
 // at fault, never a value from the Secret. The CRD checks the same; this also
 // covers objects stored before a rule existed.
 func ConfigFromSink(sink *crmv1alpha1.CustomerSink, secret map[string][]byte) (Config, error) {
 	if sink == nil {
-		return Config{}, &configError{kind: delivery.ErrInvalidSpec, msg: "no CustomerSink"}
+		return Config{}, delivery.ErrNoSink
 	}
 	spec := &sink.Spec
 	k := spec.Kafka
 	if k == nil {
-		return Config{}, specError("kafka", "is required when type is kafka")
+		return Config{}, delivery.SpecError("kafka", "is required when type is kafka")
 	}
 	if len(k.Brokers) == 0 || len(k.Brokers) > MaxBrokers {
-		return Config{}, specError("kafka.brokers", "must list 1 to %d brokers", MaxBrokers)
+		return Config{}, delivery.SpecError("kafka.brokers", "must list 1 to %d brokers", MaxBrokers)
 	}
 	for i, b := range k.Brokers {
 		host, port, err := net.SplitHostPort(b)
 		if n, perr := strconv.Atoi(port); err != nil || host == "" || perr != nil || n < 1 || n > 65535 {
-			return Config{}, specError(fmt.Sprintf("kafka.brokers[%d]", i), "%q is not host:port", b)
+			return Config{}, delivery.SpecError(fmt.Sprintf("kafka.brokers[%d]", i), "%q is not host:port", b)
 		}
 	}
 	if !topicPattern.MatchString(k.Topic) {
-		return Config{}, specError("kafka.topic", "%q is not a Kafka topic name", k.Topic)
+		return Config{}, delivery.SpecError("kafka.topic", "%q is not a Kafka topic name", k.Topic)
 	}
 	cfg := Config{
 		Brokers: slices.Clone(k.Brokers), Topic: k.Topic, SASL: k.SASL, TLS: k.TLS,
@@ -94,27 +76,27 @@ func ConfigFromSink(sink *crmv1alpha1.CustomerSink, secret map[string][]byte) (C
 	case "":
 	case SASLPlain, SASLSCRAMSHA256, SASLSCRAMSHA512:
 		if spec.SecretRef == nil {
-			return Config{}, specError("secretRef", "is required with spec.kafka.sasl: it holds %q and %q", KeyUsername, KeyPassword)
+			return Config{}, delivery.SpecError("secretRef", "is required with spec.kafka.sasl: it holds %q and %q", KeyUsername, KeyPassword)
 		}
 		user, pass := secret[KeyUsername], secret[KeyPassword]
 		if len(user) == 0 {
-			return Config{}, secretError(KeyUsername, "is missing; spec.kafka.sasl needs it")
+			return Config{}, delivery.SecretError(KeyUsername, "is missing; spec.kafka.sasl needs it")
 		}
 		if len(pass) == 0 {
-			return Config{}, secretError(KeyPassword, "is missing; spec.kafka.sasl needs it")
+			return Config{}, delivery.SecretError(KeyPassword, "is missing; spec.kafka.sasl needs it")
 		}
 		cfg.Username, cfg.Password = string(user), string(pass)
 	default:
-		return Config{}, specError("kafka.sasl", "%q is not one of %s, %s, %s", cfg.SASL, SASLPlain, SASLSCRAMSHA256, SASLSCRAMSHA512)
+		return Config{}, delivery.SpecError("kafka.sasl", "%q is not one of %s, %s, %s", cfg.SASL, SASLPlain, SASLSCRAMSHA256, SASLSCRAMSHA512)
 	}
 	if ca, ok := secret[KeyCA]; ok {
 		if !cfg.TLS {
 			// Trusting a CA for a plaintext connection would be silently
 			// meaningless; say so instead.
-			return Config{}, secretError(KeyCA, "is set but spec.kafka.tls is false")
+			return Config{}, delivery.SecretError(KeyCA, "is set but spec.kafka.tls is false")
 		}
 		if err := delivery.CheckCA(ca); err != nil {
-			return Config{}, secretError(KeyCA, "%v", err)
+			return Config{}, delivery.SecretError(KeyCA, "%v", err)
 		}
 		cfg.CA = bytes.Clone(ca)
 	}

@@ -19,7 +19,6 @@ package postgres
 import (
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"net"
@@ -92,34 +91,16 @@ func (c Config) Address() string {
 	return net.JoinHostPort(c.Host, strconv.Itoa(int(c.Port)))
 }
 
-// configError carries a message for people and a sentinel for code, like the
-// HTTP sink's errors.
-type configError struct {
-	kind error
-	msg  string
-}
-
-func (e *configError) Error() string { return e.msg }
-func (e *configError) Unwrap() error { return e.kind }
-
-func specError(field, format string, args ...any) error {
-	return &configError{kind: delivery.ErrInvalidSpec, msg: "spec." + field + ": " + fmt.Sprintf(format, args...)}
-}
-
-func secretError(key, format string, args ...any) error {
-	return &configError{kind: delivery.ErrInvalidSecret, msg: fmt.Sprintf("Secret key %q: ", key) + fmt.Sprintf(format, args...)}
-}
-
 // ConfigFromSink checks a postgres CustomerSink and its Secret's data and resolves
 // them into a Config. Errors name the field or key at fault, never a value from
 // the Secret.
 func ConfigFromSink(sink *crmv1alpha1.CustomerSink, secret map[string][]byte) (Config, error) {
 	if sink == nil {
-		return Config{}, &configError{kind: delivery.ErrInvalidSpec, msg: "no CustomerSink"}
+		return Config{}, delivery.ErrNoSink
 	}
 	spec := &sink.Spec
 	if spec.Postgres == nil {
-		return Config{}, specError("postgres", "is required when type is postgres")
+		return Config{}, delivery.SpecError("postgres", "is required when type is postgres")
 	}
 	cfg := Config{
 		Schema: spec.Postgres.Schema, Table: spec.Postgres.Table, MaxConns: spec.Postgres.MaxConns,
@@ -133,22 +114,22 @@ func ConfigFromSink(sink *crmv1alpha1.CustomerSink, secret map[string][]byte) (C
 		cfg.Table = DefaultTable
 	}
 	if !validIdentifier(cfg.Schema) {
-		return Config{}, specError("postgres.schema", "%q is not a lower-case identifier of at most 63 characters", cfg.Schema)
+		return Config{}, delivery.SpecError("postgres.schema", "%q is not a lower-case identifier of at most 63 characters", cfg.Schema)
 	}
 	if !validIdentifier(cfg.Table) {
-		return Config{}, specError("postgres.table", "%q is not a lower-case identifier of at most 63 characters", cfg.Table)
+		return Config{}, delivery.SpecError("postgres.table", "%q is not a lower-case identifier of at most 63 characters", cfg.Table)
 	}
 	switch {
 	case cfg.MaxConns == 0:
 		cfg.MaxConns = DefaultMaxConns
 	case cfg.MaxConns < 1 || cfg.MaxConns > MaxMaxConns:
-		return Config{}, specError("postgres.maxConns", "must be from 1 to %d", MaxMaxConns)
+		return Config{}, delivery.SpecError("postgres.maxConns", "must be from 1 to %d", MaxMaxConns)
 	}
 	if spec.Timeout != nil && spec.Timeout.Duration > 0 {
 		cfg.Timeout = min(spec.Timeout.Duration, delivery.MaxTimeout)
 	}
 	if spec.SecretRef == nil {
-		return Config{}, specError("secretRef", "is required when type is postgres: it holds the connection")
+		return Config{}, delivery.SpecError("secretRef", "is required when type is postgres: it holds the connection")
 	}
 	if err := cfg.fromSecret(secret); err != nil {
 		return Config{}, err
@@ -161,16 +142,16 @@ func (c *Config) fromSecret(secret map[string][]byte) error {
 	if dsn, ok := secret[KeyDSN]; ok {
 		for _, k := range []string{KeyHost, KeyPort, KeyDatabase, KeyUser, KeyPassword} {
 			if _, both := secret[k]; both {
-				return secretError(k, "is not allowed together with %q: the DSN holds the connection", KeyDSN)
+				return delivery.SecretError(k, "is not allowed together with %q: the DSN holds the connection", KeyDSN)
 			}
 		}
 		var err error
 		if params, err = parseDSN(string(dsn)); err != nil {
-			return secretError(KeyDSN, "%v", err)
+			return delivery.SecretError(KeyDSN, "%v", err)
 		}
 	} else {
 		if _, ok := secret[KeyHost]; !ok {
-			return secretError(KeyHost, "is missing: the Secret needs %q, or %q with %q and %q", KeyDSN, KeyHost, KeyUser, KeyPassword)
+			return delivery.SecretError(KeyHost, "is missing: the Secret needs %q, or %q with %q and %q", KeyDSN, KeyHost, KeyUser, KeyPassword)
 		}
 		for _, k := range []string{KeyHost, KeyPort, KeyDatabase, KeyUser, KeyPassword} {
 			if v, ok := secret[k]; ok {
@@ -187,22 +168,22 @@ func (c *Config) fromSecret(secret map[string][]byte) error {
 
 	c.Host = params[KeyHost]
 	if c.Host == "" {
-		return secretError(keyOf(secret, KeyHost), "names no host")
+		return delivery.SecretError(keyOf(secret, KeyHost), "names no host")
 	}
 	if strings.HasPrefix(c.Host, "/") || strings.Contains(c.Host, ",") {
-		return secretError(keyOf(secret, KeyHost), "must be one host name or address: Unix sockets and host lists are not supported")
+		return delivery.SecretError(keyOf(secret, KeyHost), "must be one host name or address: Unix sockets and host lists are not supported")
 	}
 	c.Port = defaultPort
 	if p := params[KeyPort]; p != "" {
 		n, err := strconv.ParseUint(p, 10, 16)
 		if err != nil || n == 0 {
-			return secretError(keyOf(secret, KeyPort), "is not a port number")
+			return delivery.SecretError(keyOf(secret, KeyPort), "is not a port number")
 		}
 		c.Port = uint16(n)
 	}
 	c.User = params[KeyUser]
 	if c.User == "" {
-		return secretError(keyOf(secret, KeyUser), "names no user")
+		return delivery.SecretError(keyOf(secret, KeyUser), "names no user")
 	}
 	c.Password = params[KeyPassword]
 	c.Database = params[KeyDatabase]
@@ -213,8 +194,8 @@ func (c *Config) fromSecret(secret map[string][]byte) error {
 		c.ApplicationName = v
 	}
 	if ca, ok := secret[KeyCA]; ok {
-		if err := checkCA(ca); err != nil {
-			return secretError(KeyCA, "%v", err)
+		if err := delivery.CheckCA(ca); err != nil {
+			return delivery.SecretError(KeyCA, "%v", err)
 		}
 		c.CA = ca
 	}
@@ -228,11 +209,11 @@ func (c *Config) fromSecret(secret map[string][]byte) error {
 		}
 	case SSLDisable, SSLRequire, SSLVerifyCA, SSLVerifyFull:
 	default:
-		return secretError(keyOf(secret, KeySSLMode), "%q is not one of %s, %s, %s, %s", c.SSLMode,
+		return delivery.SecretError(keyOf(secret, KeySSLMode), "%q is not one of %s, %s, %s, %s", c.SSLMode,
 			SSLDisable, SSLRequire, SSLVerifyCA, SSLVerifyFull)
 	}
 	if c.SSLMode == SSLVerifyCA && c.CA == nil {
-		return secretError(KeyCA, "is required with sslmode %s", SSLVerifyCA)
+		return delivery.SecretError(KeyCA, "is required with sslmode %s", SSLVerifyCA)
 	}
 	return nil
 }
@@ -380,29 +361,6 @@ func validIdentifier(s string) bool {
 	return true
 }
 
-// checkCA insists on certificates only, like the HTTP sink's.
-func checkCA(data []byte) error {
-	n := 0
-	for rest := data; ; {
-		var block *pem.Block
-		block, rest = pem.Decode(rest)
-		if block == nil {
-			break
-		}
-		if block.Type != "CERTIFICATE" {
-			return fmt.Errorf("holds a %q PEM block; only CERTIFICATE blocks are allowed", block.Type)
-		}
-		if _, err := x509.ParseCertificate(block.Bytes); err != nil {
-			return fmt.Errorf("certificate %d does not parse: %w", n+1, err)
-		}
-		n++
-	}
-	if n == 0 {
-		return errors.New("holds no PEM certificate")
-	}
-	return nil
-}
-
 // tlsConfig is libpq's meaning of each sslmode: require encrypts (and, with a CA,
 // verifies the chain), verify-ca verifies the chain, verify-full also the host name.
 func (c Config) tlsConfig() (*tls.Config, error) {
@@ -413,7 +371,7 @@ func (c Config) tlsConfig() (*tls.Config, error) {
 	if c.CA != nil {
 		roots = x509.NewCertPool()
 		if !roots.AppendCertsFromPEM(c.CA) {
-			return nil, secretError(KeyCA, "holds no usable certificate")
+			return nil, delivery.SecretError(KeyCA, "holds no usable certificate")
 		}
 	}
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: c.Host}
