@@ -18,12 +18,9 @@ package jetstream
 
 import (
 	"context"
-	"slices"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -31,6 +28,7 @@ import (
 
 	crmv1alpha1 "github.com/customer-operator/customer-operator/api/v1alpha1"
 	"github.com/customer-operator/customer-operator/controllers/delivery"
+	"github.com/customer-operator/customer-operator/test/benchutil"
 )
 
 // benchConcurrency is the number of goroutines delivering at once, as a
@@ -88,7 +86,7 @@ func BenchmarkSenderAgainstRawPublish(b *testing.B) {
 		b.Fatal(err)
 	}
 
-	interleaved(b, 512, []string{"sender", "raw", "preencoded"}, []func(int) error{
+	benchutil.Interleaved(b, 512, benchConcurrency, []string{"sender", "raw", "preencoded"}, []func(int) error{
 		func(int) error { return s.Deliver(context.Background(), event()).Err },
 		func(int) error {
 			ev := event()
@@ -104,59 +102,4 @@ func BenchmarkSenderAgainstRawPublish(b *testing.B) {
 		},
 		func(int) error { return publish(pre[preNext.Add(1)-1]) },
 	})
-}
-
-// interleaved runs rounds of blocks, one per contender, each block delivering
-// blockSize events from benchConcurrency goroutines, the contenders' order
-// turning each round, so that noise on a shared machine falls on every
-// contender alike. It reports each contender's median ns per event over the
-// rounds, and the median per-round throughput ratio of the first against each
-// other ("ratio-vs-NAME": above 1, the first is faster).
-func interleaved(b *testing.B, blockSize int, names []string, contenders []func(i int) error) {
-	b.Helper()
-	perEvent := make([][]float64, len(contenders))
-	ratios := make([][]float64, len(contenders))
-	b.ResetTimer()
-	for round := range b.N {
-		took := make([]time.Duration, len(contenders))
-		for k := range contenders {
-			c := (k + round) % len(contenders)
-			took[c] = block(b, blockSize, contenders[c])
-		}
-		for c := range contenders {
-			perEvent[c] = append(perEvent[c], float64(took[c].Nanoseconds())/float64(blockSize))
-			ratios[c] = append(ratios[c], float64(took[c])/float64(took[0]))
-		}
-	}
-	b.StopTimer()
-	for c, name := range names {
-		b.ReportMetric(median(perEvent[c]), name+"-ns/event")
-		if c > 0 {
-			b.ReportMetric(median(ratios[c]), "ratio-vs-"+name)
-		}
-	}
-}
-
-func block(b *testing.B, n int, deliver func(i int) error) time.Duration {
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	start := time.Now()
-	for range benchConcurrency {
-		wg.Go(func() {
-			for i := int(next.Add(1)); i <= n; i = int(next.Add(1)) {
-				if err := deliver(i); err != nil {
-					b.Error(err)
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	return time.Since(start)
-}
-
-func median(xs []float64) float64 {
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	return s[len(s)/2]
 }

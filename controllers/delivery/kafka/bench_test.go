@@ -18,12 +18,8 @@ package kafka
 
 import (
 	"context"
-	"slices"
 	"strconv"
-	"sync"
-	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -31,6 +27,7 @@ import (
 
 	crmv1alpha1 "github.com/customer-operator/customer-operator/api/v1alpha1"
 	"github.com/customer-operator/customer-operator/controllers/delivery"
+	"github.com/customer-operator/customer-operator/test/benchutil"
 )
 
 // benchConcurrency is the number of goroutines delivering at once, as a
@@ -84,7 +81,7 @@ func BenchmarkSenderAgainstRawProduce(b *testing.B) {
 		b.Fatal(err)
 	}
 
-	interleaved(b, 512, []string{"sender", "raw", "preencoded"}, []func(int) error{
+	benchutil.Interleaved(b, 512, benchConcurrency, []string{"sender", "raw", "preencoded"}, []func(int) error{
 		func(i int) error { return s.Deliver(context.Background(), evs[i%len(evs)]).Err },
 		func(i int) error {
 			ev := evs[i%len(evs)]
@@ -109,59 +106,4 @@ func BenchmarkSenderAgainstRawProduce(b *testing.B) {
 			return cl.ProduceSync(context.Background(), &kgo.Record{Key: r.Key, Value: r.Value, Headers: r.Headers, Timestamp: r.Timestamp}).FirstErr()
 		},
 	})
-}
-
-// interleaved runs rounds of blocks, one per contender, each block delivering
-// blockSize events from benchConcurrency goroutines, the contenders' order
-// turning each round, so that noise on a shared machine falls on every
-// contender alike. It reports each contender's median ns per event over the
-// rounds, and the median per-round throughput ratio of the first against each
-// other ("ratio-vs-NAME": above 1, the first is faster).
-func interleaved(b *testing.B, blockSize int, names []string, contenders []func(i int) error) {
-	b.Helper()
-	perEvent := make([][]float64, len(contenders))
-	ratios := make([][]float64, len(contenders))
-	b.ResetTimer()
-	for round := range b.N {
-		took := make([]time.Duration, len(contenders))
-		for k := range contenders {
-			c := (k + round) % len(contenders)
-			took[c] = block(b, blockSize, contenders[c])
-		}
-		for c := range contenders {
-			perEvent[c] = append(perEvent[c], float64(took[c].Nanoseconds())/float64(blockSize))
-			ratios[c] = append(ratios[c], float64(took[c])/float64(took[0]))
-		}
-	}
-	b.StopTimer()
-	for c, name := range names {
-		b.ReportMetric(median(perEvent[c]), name+"-ns/event")
-		if c > 0 {
-			b.ReportMetric(median(ratios[c]), "ratio-vs-"+name)
-		}
-	}
-}
-
-func block(b *testing.B, n int, deliver func(i int) error) time.Duration {
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	start := time.Now()
-	for range benchConcurrency {
-		wg.Go(func() {
-			for i := int(next.Add(1)); i <= n; i = int(next.Add(1)) {
-				if err := deliver(i); err != nil {
-					b.Error(err)
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	return time.Since(start)
-}
-
-func median(xs []float64) float64 {
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	return s[len(s)/2]
 }

@@ -19,7 +19,6 @@ package postgres_test
 import (
 	"context"
 	"fmt"
-	"sort"
 	"sync"
 	"testing"
 	"time"
@@ -31,6 +30,7 @@ import (
 	crmv1alpha1 "github.com/customer-operator/customer-operator/api/v1alpha1"
 	"github.com/customer-operator/customer-operator/controllers/delivery"
 	"github.com/customer-operator/customer-operator/controllers/delivery/postgres"
+	"github.com/customer-operator/customer-operator/test/benchutil"
 	"github.com/customer-operator/customer-operator/test/postgrestest"
 )
 
@@ -205,23 +205,11 @@ func benchBackfill(b *testing.B, workers int) {
 			}
 		}
 	}
-	ms, msame, m256 := median(rates["sender"]), median(rates["raw_same_inflight"]), median(rates["raw_256"])
+	ms, msame, m256 := benchutil.Median(rates["sender"]), benchutil.Median(rates["raw_same_inflight"]), benchutil.Median(rates["raw_256"])
 	b.ReportMetric(ms, "sender_rows/s")
 	b.ReportMetric(msame, "raw_same_inflight_rows/s")
 	b.ReportMetric(m256, "raw_256_rows/s")
 	b.ReportMetric(ms/msame, "ratio_same_inflight")
 	b.ReportMetric(ms/m256, "ratio_256")
 	b.Logf("%d rounds, rows/s: %v", round, rates)
-}
-
-func median(xs []float64) float64 {
-	if len(xs) == 0 {
-		return 0
-	}
-	s := append([]float64(nil), xs...)
-	sort.Float64s(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
