@@ -24,6 +24,7 @@ import (
 	"crypto/tls"
 	"flag"
 	"fmt"
+	"net/http"
 	"os"
 	"strings"
 	"time"
@@ -34,6 +35,7 @@ import (
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
@@ -41,6 +43,7 @@ import (
 
 	crmv1alpha1 "github.com/customer-operator/customer-operator/api/v1alpha1"
 	"github.com/customer-operator/customer-operator/controllers"
+	"github.com/customer-operator/customer-operator/internal/apiwrites"
 	"github.com/customer-operator/customer-operator/internal/cachetransform"
 	"github.com/customer-operator/customer-operator/internal/heaprelease"
 	"github.com/customer-operator/customer-operator/internal/lazylog"
@@ -91,7 +94,13 @@ func main() {
 	runControllers, runWebhook := opts.runControllers(), opts.runWebhook()
 	webhookOpts.Namespaces = opts.namespaces()
 
-	mgr, err := newManager(&opts)
+	cfg := restConfig()
+	writes, err := apiwrites.NewHTTPClient(cfg)
+	if err != nil {
+		log.Error(err, "unable to build the API server's client")
+		os.Exit(1)
+	}
+	mgr, err := newManager(&opts, cfg, writes)
 	if err != nil {
 		log.Error(err, "unable to create the manager")
 		os.Exit(1)
@@ -108,7 +117,7 @@ func main() {
 		}
 	}
 	if runWebhook {
-		if webhookOpts.CreateCustomer, err = webhookserver.NewMetadataCreate(mgr.GetConfig(), mgr.GetHTTPClient()); err != nil {
+		if webhookOpts.CreateCustomer, err = webhookserver.NewMetadataCreate(mgr.GetConfig(), writes); err != nil {
 			log.Error(err, "unable to set up the webhook server's Customer creates")
 			os.Exit(1)
 		}
@@ -199,7 +208,9 @@ func (o *managerOptions) namespaces() []string {
 
 // newManager builds the manager: its cache, metrics endpoint, probes and
 // leader election.
-func newManager(o *managerOptions) (ctrl.Manager, error) {
+// newManager builds the manager on cfg. Its client's requests (the creates, the
+// status writes) go through writes; its cache's watches through its own client.
+func newManager(o *managerOptions, cfg *rest.Config, writes *http.Client) (ctrl.Manager, error) {
 	// Managed fields are a third of a Customer's size and nobody here reads them;
 	// the Customers' repeated strings and label sets are shared.
 	transform := cachetransform.New()
@@ -230,8 +241,12 @@ func newManager(o *managerOptions) (ctrl.Manager, error) {
 		// read them; the manager checks with TokenReviews and SubjectAccessReviews.
 		metricsOpts.FilterProvider = filters.WithAuthenticationAndAuthorization
 	}
-	return ctrl.NewManager(restConfig(), ctrl.Options{
-		Scheme:                        scheme,
+	return ctrl.NewManager(cfg, ctrl.Options{
+		Scheme: scheme,
+		NewClient: func(cfg *rest.Config, o client.Options) (client.Client, error) {
+			o.HTTPClient = writes
+			return client.New(cfg, o)
+		},
 		Cache:                         cacheOpts,
 		Metrics:                       metricsOpts,
 		HealthProbeBindAddress:        o.probeAddr,
