@@ -155,7 +155,7 @@ func TestARequestBeyondTheBoundWaitsWithinItsDeadline(t *testing.T) {
 		}
 	})
 	for range apiwrites.MaxConns {
-		resp, err := hc.Get(base + "/api/v1/namespaces?watch=1")
+		resp, err := hc.Get(base + "/api/v1/namespaces?watch=1") //nolint:bodyclose // held open, closed below and by the cleanup
 		if err != nil {
 			t.Fatal(err)
 		}
