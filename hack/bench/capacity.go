@@ -96,8 +96,13 @@ type Capacity struct {
 	// CompareRate against a raw pair's at the same rate.
 	APIServerRatio float64 `json:"apiserver_cpu_ratio_at_rate"`
 	// OperatorCPUMs is the manager's CPU per event at CompareRate.
-	OperatorCPUMs float64        `json:"operator_cpu_ms_per_event"`
-	Steps         []CapacityStep `json:"steps"`
+	OperatorCPUMs float64 `json:"operator_cpu_ms_per_event"`
+	// OperatorRawClientRatio is OperatorCPUMs against the plain client's own
+	// CPU for a raw pair at CompareRate: what the operator's webhook serving,
+	// watch, reconciles and delivery cost against what a client spends on the
+	// create and status write alone.
+	OperatorRawClientRatio float64        `json:"operator_cpu_ratio_to_raw_client"`
+	Steps                  []CapacityStep `json:"steps"`
 	// KneeRate is the highest rate whose step kept POST → sink p99 under a
 	// second (0 when none did); KneeRatio is its ratio to the raw ceiling.
 	KneeRate  float64 `json:"knee_events_per_s"`
@@ -179,6 +184,9 @@ func (b *bench) capacity(res *Result, cfg capacityConfig) {
 		if rate == cfg.compareRate {
 			res.LatencyP50Ms, res.LatencyP99Ms, res.LatencyEvents = st.P50Ms, st.P99Ms, st.Delivered
 			capa.OperatorCPUMs = st.CPU.Manager
+			if capa.RawAtRateCPU.LoadGenerator > 0 {
+				capa.OperatorRawClientRatio = round2(st.CPU.Manager / capa.RawAtRateCPU.LoadGenerator)
+			}
 			if capa.RawAtRateCPU.APIServer > 0 {
 				capa.APIServerRatio = round2(st.CPU.APIServer / capa.RawAtRateCPU.APIServer)
 			}

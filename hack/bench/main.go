@@ -899,6 +899,7 @@ func printTable(r *Result) {
 		fmt.Printf("| `capacity.knee_events_per_s` (POST → sink p99 < 1 s) | %.0f events/s | raw ceiling %.0f pairs/s | | |\n", c.KneeRate, c.CeilingPairsPerS)
 		fmt.Printf("| `capacity.knee_ratio` | %.2f | | ≥ 0.6 | %s |\n", c.KneeRatio, verdict(c.KneeRatio >= 0.6))
 		fmt.Printf("| `capacity.operator_cpu_ms_per_event` at %.0f/s | %.3f ms | | ≤ 1.0 ms | %s |\n", c.CompareRate, c.OperatorCPUMs, verdict(c.OperatorCPUMs <= 1.0))
+		fmt.Printf("| `capacity.operator_cpu_ratio_to_raw_client` | %.2f | a plain client's own CPU for a raw pair, %.3f ms at %.0f/s | | |\n", c.OperatorRawClientRatio, c.RawAtRateCPU.LoadGenerator, c.CompareRate)
 		fmt.Printf("| `capacity.apiserver_cpu_ratio_at_rate` | %.2f | raw pair %.3f ms at %.0f/s | ≤ 1.1 | %s |\n", c.APIServerRatio, c.RawAtRateCPU.APIServer, c.CompareRate, verdict(c.APIServerRatio <= 1.1))
 		for _, st := range c.Steps {
 			fmt.Printf("| step %.0f/s: p50 / p99 | %.0f / %.0f ms | CPU per event: manager %.2f, API server %.2f, etcd %.2f, load generator %.2f ms | | %s |\n",
