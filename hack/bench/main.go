@@ -126,7 +126,7 @@ func main() {
 	binDir := flag.String("k8s-bin-dir", envOr("KUBEBUILDER_ASSETS", "bin/k8s"), "directory with etcd and kube-apiserver")
 	ingestN := flag.Int("ingest-events", 600, "events per ingest round (3 rounds per side)")
 	propN := flag.Int("propagation-customers", 2000, "Customers propagated to a new sink")
-	capRates := flag.String("capacity-rates", "50,100,150,200,250", "the capacity phase's steps, events per second; it stops after the first step not absorbed at or above -capacity-compare-rate")
+	capRates := flag.String("capacity-rates", "50,100,150,200,250,300", "the capacity phase's steps, events per second; after the first step not absorbed at or above -capacity-compare-rate it measures one more halfway from the step before, and stops")
 	capStep := flag.Duration("capacity-step", 20*time.Second, "how long the capacity phase offers each rate")
 	capCeiling := flag.Int("capacity-ceiling-pairs", 3000, "Customers the raw ceiling creates and writes the status of")
 	capCompare := flag.Float64("capacity-compare-rate", 100, "the rate whose step is profiled, reported as latency_p50_ms and latency_p99_ms, and compared with raw pairs paced at the same rate")
