@@ -40,6 +40,9 @@ const DefaultMaxBatch = 256
 // flusherIdle is how long a flusher waits for work before it ends.
 const flusherIdle = 30 * time.Second
 
+// connIdle is how long a connection stays open unused.
+const connIdle = time.Minute
+
 // Sender keeps a PostgreSQL table equal to the Customers it is given: one row
 // per Customer, upserted at a newer generation only, removed on delete.
 //
@@ -65,11 +68,16 @@ type Sender struct {
 	running  atomic.Int32
 	maxFlush int32
 	idle     time.Duration
+	idleConn time.Duration
 	// batches and rows count what was sent, for the benchmarks.
 	batches, rows atomic.Int64
 	// life orders starting flushers with Close's wait for them.
 	life   sync.Mutex
 	closed bool
+
+	// limits bound the connections of the sinks of namespace; nil bounds nothing.
+	limits    *delivery.ConnectionLimits
+	namespace string
 
 	// ensured is set once the tables are known to exist, and cleared when a
 	// statement finds them missing (someone dropped them). ensuring is held
@@ -99,6 +107,12 @@ func WithMaxBatch(n int) Option {
 	}
 }
 
+// WithConnectionLimits counts every connection against the limits of the
+// sink's namespace.
+func WithConnectionLimits(l *delivery.ConnectionLimits, namespace string) Option {
+	return func(s *Sender) { s.limits, s.namespace = l, namespace }
+}
+
 // New returns a Sender for cfg. Connections are made when the first delivery
 // needs one, each dialled through policy.
 func New(cfg Config, policy delivery.AddressPolicy, opts ...Option) (*Sender, error) {
@@ -116,26 +130,28 @@ func New(cfg Config, policy delivery.AddressPolicy, opts ...Option) (*Sender, er
 	if cc.ConnectTimeout <= 0 {
 		cc.ConnectTimeout = delivery.DefaultTimeout
 	}
-	cc.DialFunc = policy.DialContext(&net.Dialer{KeepAlive: 30 * time.Second})
+	s := &Sender{maxBatch: DefaultMaxBatch, idle: flusherIdle, idleConn: connIdle}
+	for _, o := range opts {
+		o(s)
+	}
+	cc.DialFunc = pgconn.DialFunc(s.limits.Bound(s.namespace, policy.DialContext(&net.Dialer{KeepAlive: 30 * time.Second})))
 	cc.RuntimeParams = map[string]string{"application_name": cfg.ApplicationName}
 	pc.MaxConns = cfg.MaxConns
 	if pc.MaxConns <= 0 || pc.MaxConns > MaxMaxConns {
 		pc.MaxConns = DefaultMaxConns
 	}
 	pc.MinConns = 0
-	pc.MaxConnIdleTime = time.Minute
+	// An idle sink gives its connections, and so its slots of the connection
+	// limits, back within about twice this (the pool checks once a period).
+	pc.MaxConnIdleTime = s.idleConn
+	pc.HealthCheckPeriod = s.idleConn
 	pool, err := pgxpool.NewWithConfig(context.Background(), pc)
 	if err != nil {
 		return nil, fmt.Errorf("building the PostgreSQL pool: %w", err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	s := &Sender{
-		cfg: cfg, pool: pool, stmts: newStatements(cfg.Schema, cfg.Table), lockNS: cfg.Schema + "." + cfg.Table,
-		maxBatch: DefaultMaxBatch, requests: make(chan *request), ctx: ctx, cancel: cancel, maxFlush: pc.MaxConns, idle: flusherIdle,
-	}
-	for _, o := range opts {
-		o(s)
-	}
+	s.cfg, s.pool, s.stmts, s.lockNS = cfg, pool, newStatements(cfg.Schema, cfg.Table), cfg.Schema+"."+cfg.Table
+	s.requests, s.maxFlush = make(chan *request), pc.MaxConns
+	s.ctx, s.cancel = context.WithCancel(context.Background())
 	return s, nil
 }
 
@@ -342,7 +358,7 @@ func (s *Sender) send(ctx context.Context, batch []*request) error {
 			b.Queue(s.stmts.upsert, r.row...)
 		}
 	}
-	conn, err := s.pool.Acquire(ctx)
+	conn, err := s.acquire(ctx)
 	if err != nil {
 		return err
 	}
@@ -359,6 +375,26 @@ func (s *Sender) send(ctx context.Context, batch []*request) error {
 		}
 	}
 	return br.Close()
+}
+
+// acquire takes a connection of the pool. When the connection limits refuse
+// a new one while the pool holds others, it waits for one of those instead:
+// the sink then runs on the connections its namespace has room for.
+func (s *Sender) acquire(ctx context.Context) (*pgxpool.Conn, error) {
+	wait := 2 * time.Millisecond
+	for {
+		conn, err := s.pool.Acquire(ctx)
+		var limit *delivery.ConnectionLimitError
+		if err == nil || !errors.As(err, &limit) || s.pool.Stat().TotalConns() == 0 {
+			return conn, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 50*time.Millisecond)
+	}
 }
 
 // checkMissing notices tables dropped behind the sink's back, so that the next
@@ -419,12 +455,15 @@ func refusal(err error) bool {
 func (s *Sender) describe(err error) error {
 	var pe *pgconn.PgError
 	var na *delivery.AddressNotAllowedError
+	var limit *delivery.ConnectionLimitError
 	var msg string
 	switch {
 	case errors.As(err, &pe):
 		msg = fmt.Sprintf("PostgreSQL answered %s: %s", pe.Code, pe.Message)
 	case errors.As(err, &na):
 		msg = na.Error()
+	case errors.As(err, &limit):
+		msg = limit.Error()
 	case errors.Is(err, context.DeadlineExceeded):
 		msg = fmt.Sprintf("no answer from PostgreSQL at %s within %s", s.cfg.Address(), s.cfg.timeout())
 	default:
