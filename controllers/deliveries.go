@@ -71,6 +71,11 @@ type EngineOptions struct {
 	MaxInFlight, MaxInFlightPerNamespace int
 	// BaseDelay and MaxDelay bound the backoff of a sink, and of a Customer at a sink.
 	BaseDelay, MaxDelay time.Duration
+	// MaxSinkConnections and MaxSinkConnectionsPerNamespace bound the database
+	// and broker connections of every sink, and of the sinks of one namespace;
+	// 0 means delivery.DefaultMaxSinkConnections and
+	// delivery.DefaultMaxSinkConnectionsPerNamespace.
+	MaxSinkConnections, MaxSinkConnectionsPerNamespace int
 }
 
 // NewEngine builds the delivery engine on mgr's cache and adds it to mgr, which
@@ -79,8 +84,15 @@ func NewEngine(mgr ctrl.Manager, secrets *secretcache.Store, opts EngineOptions)
 	if opts.Client == nil {
 		opts.Client = &delivery.Client{}
 	}
+	maxConns, perNS := opts.MaxSinkConnections, opts.MaxSinkConnectionsPerNamespace
+	if maxConns <= 0 {
+		maxConns = delivery.DefaultMaxSinkConnections
+	}
+	if perNS <= 0 {
+		perNS = min(delivery.DefaultMaxSinkConnectionsPerNamespace, maxConns)
+	}
 	targets := &sinkTargets{reader: mgr.GetClient(), secrets: secrets,
-		deps: senderDeps{client: opts.Client, policy: opts.Client.Policy}}
+		deps: senderDeps{client: opts.Client, policy: opts.Client.Policy, limits: delivery.NewConnectionLimits(maxConns, perNS)}}
 	e := engine.New(engine.Options{
 		Client:    opts.Client,
 		Customers: mgr.GetClient(),
@@ -234,7 +246,7 @@ func (t *sinkTargets) resolve(ctx context.Context, name types.NamespacedName) (e
 	m := memoTarget{resourceVersion: sink.ResourceVersion, secret: id, ready: state.ready,
 		target: engine.Sink{UID: sink.UID, Generation: sink.Generation}}
 	if state.ready {
-		sender, err := newSender(state.config, t.deps)
+		sender, err := newSender(state.config, t.deps, name.Namespace)
 		if err != nil {
 			return engine.Sink{}, false, err
 		}

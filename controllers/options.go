@@ -43,6 +43,9 @@ type Options struct {
 	PerSinkConcurrency, MaxInFlight, MaxInFlightPerNamespace int
 	// SinkResponseHeaderTimeout bounds the wait for a sink's answer headers.
 	SinkResponseHeaderTimeout time.Duration
+	// SinkMaxConnections and SinkMaxConnectionsPerNamespace bound the
+	// database and broker connections of the sinks: see EngineOptions.
+	SinkMaxConnections, SinkMaxConnectionsPerNamespace int
 	// SinkAllowCIDRs and SinkDenyCIDRs are the comma-separated CIDRs
 	// deliveries may and may not connect to; see AddressPolicy.
 	SinkAllowCIDRs, SinkDenyCIDRs string
@@ -63,6 +66,8 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.IntVar(&o.PerSinkConcurrency, "sink-concurrency", 16, "Deliveries in flight to one CustomerSink at most.")
 	fs.IntVar(&o.MaxInFlight, "max-deliveries-in-flight", engine.DefaultMaxInFlight, "Deliveries in flight across every CustomerSink at most: the delivery workers, shared round-robin between namespaces, so goroutines and connections do not grow with the number of sinks.")
 	fs.IntVar(&o.MaxInFlightPerNamespace, "max-deliveries-in-flight-per-namespace", 0, "Deliveries in flight to the CustomerSinks of one namespace at most, so that one namespace's slow sinks leave slots to the others; 0 means three quarters of --max-deliveries-in-flight.")
+	fs.IntVar(&o.SinkMaxConnections, "sink-max-connections", delivery.DefaultMaxSinkConnections, "Database and broker connections (PostgreSQL, Kafka, NATS sinks) open across every CustomerSink at most; a sink that cannot get one backs off with reason ConnectionLimit.")
+	fs.IntVar(&o.SinkMaxConnectionsPerNamespace, "sink-max-connections-per-namespace", delivery.DefaultMaxSinkConnectionsPerNamespace, "Database and broker connections open for the CustomerSinks of one namespace at most, so that one namespace cannot take them all.")
 	fs.DurationVar(&o.SinkResponseHeaderTimeout, "sink-response-header-timeout", delivery.MaxTimeout, "How long a delivery waits for the sink's answer headers once its request is sent, at most; a sink's spec.timeout (at most 60s) bounds the whole delivery within it.")
 	fs.DurationVar(&o.DeleteGracePeriod, "delete-grace-period", DefaultDeleteGracePeriod, "How long a Customer's delete is retried at a failing sink before the Customer is let go.")
 	fs.StringVar(&o.SinkDenyCIDRs, "sink-deny-cidrs", strings.Join(delivery.DefaultDenyCIDRs, ","),
@@ -80,6 +85,9 @@ func (o *Options) Validate() error {
 	}
 	if o.MaxInFlight < 1 || o.PerSinkConcurrency < 1 || o.MaxInFlightPerNamespace < 0 || o.MaxInFlightPerNamespace > o.MaxInFlight {
 		return errors.New("--max-deliveries-in-flight and --sink-concurrency must be at least 1, and --max-deliveries-in-flight-per-namespace between 0 and --max-deliveries-in-flight")
+	}
+	if o.SinkMaxConnections < 1 || o.SinkMaxConnectionsPerNamespace < 1 || o.SinkMaxConnectionsPerNamespace > o.SinkMaxConnections {
+		return errors.New("--sink-max-connections must be at least 1, and --sink-max-connections-per-namespace between 1 and --sink-max-connections")
 	}
 	return nil
 }
@@ -111,7 +119,8 @@ func Setup(mgr ctrl.Manager, secrets *secretcache.Store, opts Options) error {
 	}
 	deliveries, err := NewEngine(mgr, secrets, EngineOptions{Client: c, PerSinkConcurrency: opts.PerSinkConcurrency,
 		MaxInFlight: opts.MaxInFlight, MaxInFlightPerNamespace: opts.MaxInFlightPerNamespace,
-		BaseDelay: opts.BaseDelay, MaxDelay: opts.MaxDelay})
+		BaseDelay: opts.BaseDelay, MaxDelay: opts.MaxDelay,
+		MaxSinkConnections: opts.SinkMaxConnections, MaxSinkConnectionsPerNamespace: opts.SinkMaxConnectionsPerNamespace})
 	if err != nil {
 		return fmt.Errorf("setting up the delivery engine: %w", err)
 	}

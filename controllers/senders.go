@@ -103,32 +103,34 @@ func (c sinkConfig) addressURLs() []string {
 	return nil
 }
 
-// senderDeps is what senders share: the HTTP client (its connection pools) and
-// the address policy every connection is dialled through.
+// senderDeps is what senders share: the HTTP client (its connection pools),
+// the address policy every connection is dialled through, and the limits
+// every database and broker connection counts against.
 type senderDeps struct {
 	client *delivery.Client
 	policy delivery.AddressPolicy
+	limits *delivery.ConnectionLimits
 }
 
-// newSender builds the Sender of a resolved sink.
-func newSender(c sinkConfig, deps senderDeps) (delivery.Sender, error) {
+// newSender builds the Sender of a resolved sink of namespace.
+func newSender(c sinkConfig, deps senderDeps, namespace string) (delivery.Sender, error) {
 	switch {
 	case c.http != nil:
 		return delivery.NewHTTPSender(deps.client, c.http), nil
 	case c.postgres != nil:
-		s, err := postgres.New(*c.postgres, deps.policy)
+		s, err := postgres.New(*c.postgres, deps.policy, postgres.WithConnectionLimits(deps.limits, namespace))
 		if err != nil {
 			return nil, fmt.Errorf("building the PostgreSQL sender: %w", err)
 		}
 		return s, nil
 	case c.kafka != nil:
-		s, err := kafka.New(*c.kafka, deps.policy)
+		s, err := kafka.New(*c.kafka, deps.policy, kafka.WithConnectionLimits(deps.limits, namespace))
 		if err != nil {
 			return nil, fmt.Errorf("building the Kafka sender: %w", err)
 		}
 		return s, nil
 	case c.nats != nil:
-		s, err := jetstream.New(*c.nats, deps.policy)
+		s, err := jetstream.New(*c.nats, deps.policy, jetstream.WithConnectionLimits(deps.limits, namespace))
 		if err != nil {
 			return nil, fmt.Errorf("building the NATS JetStream sender: %w", err)
 		}

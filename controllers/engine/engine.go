@@ -39,6 +39,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -68,6 +69,11 @@ const (
 	// ReasonBackingOff: deliveries to the sink failed; it is paused with
 	// exponential backoff.
 	ReasonBackingOff = "BackingOff"
+	// ReasonConnectionLimit: the sink's sender could not open a database or
+	// broker connection because --sink-max-connections or
+	// --sink-max-connections-per-namespace was reached; it backs off as
+	// ReasonBackingOff does.
+	ReasonConnectionLimit = "ConnectionLimit"
 )
 
 // Key names one Customer at one CustomerSink of the same namespace. In Forget,
@@ -137,7 +143,7 @@ type Report struct {
 
 // Pause is a sink held back from deliveries.
 type Pause struct {
-	// Reason is ReasonThrottled or ReasonBackingOff.
+	// Reason is ReasonThrottled, ReasonBackingOff or ReasonConnectionLimit.
 	Reason string
 	// Until is the "not before" time; then one probe goes out.
 	Until time.Time
@@ -750,19 +756,27 @@ func (e *Engine) finish(s *sinkQueue, name string, it *item, c *crmv1alpha1.Cust
 		// Failures of requests sent before the current pause began are part of
 		// what started it, not a reason to lengthen it; a longer Retry-After is.
 		if probe || epoch == s.epoch || (cls == throttled && now.Add(res.RetryAfter).After(s.pausedUntil)) {
-			wasPaused := s.probeNeeded
+			// A pause that starts, or whose reason changes, is an Event.
+			wasPaused := s.probeNeeded && s.pause != nil
+			var was string
+			if wasPaused {
+				was = s.pause.Reason
+			}
 			s.failures++
 			p := &Pause{Reason: ReasonBackingOff, Cause: res.Err.Error()}
 			if cls == throttled {
 				p.Reason, p.Until = ReasonThrottled, now.Add(res.RetryAfter)
 			} else {
 				p.Until = now.Add(jittered(e.opts.BaseDelay, e.opts.MaxDelay, s.failures))
+				if limit := (*delivery.ConnectionLimitError)(nil); errors.As(res.Err, &limit) {
+					p.Reason = ReasonConnectionLimit
+				}
 			}
 			s.pause, s.pausedUntil, s.probeNeeded = p, p.Until, true
 			sinkPaused.WithLabelValues(sinkLabel).Set(1)
 			s.epoch++
 			notifySink = true
-			if !wasPaused {
+			if !wasPaused || was != p.Reason {
 				pauseStarted = p
 			}
 		}

@@ -187,6 +187,7 @@ func TestChartEverything(t *testing.T) {
 	}
 	for _, want := range []string{"--watch-namespaces=team-a,team-b", "--sink-deny-cidrs=169.254.0.0/16,10.0.0.0/8", "--sink-allow-cidrs=192.0.2.0/24",
 		"--max-deliveries-in-flight=32", "--max-deliveries-in-flight-per-namespace=8",
+		"--sink-max-connections=128", "--sink-max-connections-per-namespace=16",
 		"--zap-log-level=debug", "--leader-election-lease-duration=60s"} {
 		if !slices.Contains(args["controller-manager"], want) {
 			t.Errorf("controller-manager args %q lack %s", args["controller-manager"], want)

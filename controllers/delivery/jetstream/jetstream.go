@@ -127,10 +127,24 @@ func (d policyDialer) Dial(network, address string) (net.Conn, error) {
 	return conn, nil
 }
 
+// Option adjusts a Sender.
+type Option func(*settings)
+
+type settings struct {
+	limits    *delivery.ConnectionLimits
+	namespace string
+}
+
+// WithConnectionLimits counts every connection against the limits of the
+// sink's namespace.
+func WithConnectionLimits(l *delivery.ConnectionLimits, namespace string) Option {
+	return func(o *settings) { o.limits, o.namespace = l, namespace }
+}
+
 // New builds a Sender; it connects at the first delivery, so a server that
 // is down makes deliveries fail, not New. Every connection is dialled through
 // policy.
-func New(cfg Config, policy delivery.AddressPolicy) (*Sender, error) {
+func New(cfg Config, policy delivery.AddressPolicy, opts ...Option) (*Sender, error) {
 	u, err := url.Parse(cfg.URL)
 	if err != nil || (u.Scheme != "nats" && u.Scheme != "tls") || u.Host == "" {
 		return nil, errors.New("jetstream: the URL must be nats://host:port or tls://host:port")
@@ -149,10 +163,14 @@ func New(cfg Config, policy delivery.AddressPolicy) (*Sender, error) {
 	// The first delivery connects while the sink's other workers wait for
 	// the connection: the sink's timeout bounds that wait too.
 	connectTimeout := min(dialTimeout, s.timeout)
+	var set settings
+	for _, o := range opts {
+		o(&set)
+	}
 	s.opts = []nats.Option{
 		nats.Name("customer-operator"),
 		nats.SetCustomDialer(policyDialer{
-			dial:    policy.DialContext(&net.Dialer{Timeout: connectTimeout, KeepAlive: 30 * time.Second}),
+			dial:    set.limits.Bound(set.namespace, policy.DialContext(&net.Dialer{Timeout: connectTimeout, KeepAlive: 30 * time.Second})),
 			timeout: connectTimeout, s: s,
 		}),
 		nats.Timeout(connectTimeout),

@@ -114,12 +114,25 @@ type Sender struct {
 
 var _ delivery.Sender = &Sender{}
 
-// Option adjusts a Sender; for tests and benchmarks.
-type Option func(*[]kgo.Opt)
+// Option adjusts a Sender.
+type Option func(*settings)
 
-// WithClientOptions appends franz-go options (after the Sender's own).
+type settings struct {
+	kopts     []kgo.Opt
+	limits    *delivery.ConnectionLimits
+	namespace string
+}
+
+// WithClientOptions appends franz-go options (after the Sender's own); for
+// tests and benchmarks.
 func WithClientOptions(opts ...kgo.Opt) Option {
-	return func(o *[]kgo.Opt) { *o = append(*o, opts...) }
+	return func(o *settings) { o.kopts = append(o.kopts, opts...) }
+}
+
+// WithConnectionLimits counts every connection against the limits of the
+// sink's namespace.
+func WithConnectionLimits(l *delivery.ConnectionLimits, namespace string) Option {
+	return func(o *settings) { o.limits, o.namespace = l, namespace }
 }
 
 // New builds a Sender. It connects lazily: a cluster that is down makes
@@ -148,7 +161,11 @@ func New(cfg Config, policy delivery.AddressPolicy, opts ...Option) (*Sender, er
 		}
 		tlsCfg = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool}
 	}
-	dial := policy.DialContext(&net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second})
+	var set settings
+	for _, o := range opts {
+		o(&set)
+	}
+	dial := set.limits.Bound(set.namespace, policy.DialContext(&net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}))
 
 	kopts := []kgo.Opt{
 		kgo.SeedBrokers(cfg.Brokers...),
@@ -179,9 +196,7 @@ func New(cfg Config, policy delivery.AddressPolicy, opts ...Option) (*Sender, er
 		}
 		kopts = append(kopts, kgo.SASL(m))
 	}
-	for _, o := range opts {
-		o(&kopts)
-	}
+	kopts = append(kopts, set.kopts...)
 	client, err := kgo.NewClient(kopts...)
 	if err != nil {
 		return nil, fmt.Errorf("kafka: %w", err)

@@ -23,3 +23,6 @@ func (s *Sender) BatchStats() (batches, rows int64) { return s.batches.Load(), s
 
 // WithFlusherIdle sets how long a flusher waits for work before it ends.
 func WithFlusherIdle(d time.Duration) Option { return func(s *Sender) { s.idle = d } }
+
+// WithConnIdle sets how long a connection stays open unused.
+func WithConnIdle(d time.Duration) Option { return func(s *Sender) { s.idleConn = d } }

@@ -37,8 +37,14 @@ import (
 // DefaultMaxBatch is how many deliveries one batch carries at most.
 const DefaultMaxBatch = 256
 
+// fillWait bounds how long a flusher waits to fill its batch.
+const fillWait = time.Millisecond
+
 // flusherIdle is how long a flusher waits for work before it ends.
 const flusherIdle = 30 * time.Second
+
+// connIdle is how long a connection stays open unused.
+const connIdle = time.Minute
 
 // Sender keeps a PostgreSQL table equal to the Customers it is given: one row
 // per Customer, upserted at a newer generation only, removed on delete.
@@ -62,14 +68,22 @@ type Sender struct {
 	// running counts the flushers, started as deliveries need them (up to the
 	// pool's size) and ended after flusherIdle without work, so that an idle
 	// sink holds no goroutine but the pool's health check.
-	running  atomic.Int32
-	maxFlush int32
-	idle     time.Duration
+	running atomic.Int32
+	// callers counts the Delivers under way, and sending the flushers
+	// sending a batch: what fill goes by.
+	callers, sending atomic.Int32
+	maxFlush         int32
+	idle             time.Duration
+	idleConn         time.Duration
 	// batches and rows count what was sent, for the benchmarks.
 	batches, rows atomic.Int64
 	// life orders starting flushers with Close's wait for them.
 	life   sync.Mutex
 	closed bool
+
+	// limits bound the connections of the sinks of namespace; nil bounds nothing.
+	limits    *delivery.ConnectionLimits
+	namespace string
 
 	// ensured is set once the tables are known to exist, and cleared when a
 	// statement finds them missing (someone dropped them). ensuring is held
@@ -85,6 +99,10 @@ type request struct {
 	row   row // nil for a delete
 	key   int64
 	reply chan delivery.Result
+	// deadline is when the delivery gives up: its batch is sent with the
+	// earliest deadline of its requests, and a request picked up later is
+	// answered without being sent.
+	deadline time.Time
 }
 
 // Option tunes a Sender.
@@ -97,6 +115,12 @@ func WithMaxBatch(n int) Option {
 			s.maxBatch = n
 		}
 	}
+}
+
+// WithConnectionLimits counts every connection against the limits of the
+// sink's namespace.
+func WithConnectionLimits(l *delivery.ConnectionLimits, namespace string) Option {
+	return func(s *Sender) { s.limits, s.namespace = l, namespace }
 }
 
 // New returns a Sender for cfg. Connections are made when the first delivery
@@ -116,26 +140,28 @@ func New(cfg Config, policy delivery.AddressPolicy, opts ...Option) (*Sender, er
 	if cc.ConnectTimeout <= 0 {
 		cc.ConnectTimeout = delivery.DefaultTimeout
 	}
-	cc.DialFunc = policy.DialContext(&net.Dialer{KeepAlive: 30 * time.Second})
+	s := &Sender{maxBatch: DefaultMaxBatch, idle: flusherIdle, idleConn: connIdle}
+	for _, o := range opts {
+		o(s)
+	}
+	cc.DialFunc = pgconn.DialFunc(s.limits.Bound(s.namespace, policy.DialContext(&net.Dialer{KeepAlive: 30 * time.Second})))
 	cc.RuntimeParams = map[string]string{"application_name": cfg.ApplicationName}
 	pc.MaxConns = cfg.MaxConns
 	if pc.MaxConns <= 0 || pc.MaxConns > MaxMaxConns {
 		pc.MaxConns = DefaultMaxConns
 	}
 	pc.MinConns = 0
-	pc.MaxConnIdleTime = time.Minute
+	// An idle sink gives its connections, and so its slots of the connection
+	// limits, back within about twice this (the pool checks once a period).
+	pc.MaxConnIdleTime = s.idleConn
+	pc.HealthCheckPeriod = s.idleConn
 	pool, err := pgxpool.NewWithConfig(context.Background(), pc)
 	if err != nil {
 		return nil, fmt.Errorf("building the PostgreSQL pool: %w", err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	s := &Sender{
-		cfg: cfg, pool: pool, stmts: newStatements(cfg.Schema, cfg.Table), lockNS: cfg.Schema + "." + cfg.Table,
-		maxBatch: DefaultMaxBatch, requests: make(chan *request), ctx: ctx, cancel: cancel, maxFlush: pc.MaxConns, idle: flusherIdle,
-	}
-	for _, o := range opts {
-		o(s)
-	}
+	s.cfg, s.pool, s.stmts, s.lockNS = cfg, pool, newStatements(cfg.Schema, cfg.Table), cfg.Schema+"."+cfg.Table
+	s.requests, s.maxFlush = make(chan *request), pc.MaxConns
+	s.ctx, s.cancel = context.WithCancel(context.Background())
 	return s, nil
 }
 
@@ -143,6 +169,8 @@ func New(cfg Config, policy delivery.AddressPolicy, opts ...Option) (*Sender, er
 // returns once the batch holding it committed, or failed.
 func (s *Sender) Deliver(ctx context.Context, ev delivery.Event) delivery.Result {
 	start := time.Now()
+	s.callers.Add(1)
+	defer s.callers.Add(-1)
 	res := s.deliver(ctx, ev)
 	res.Duration = time.Since(start)
 	return res
@@ -161,8 +189,9 @@ func (s *Sender) deliver(ctx context.Context, ev delivery.Event) delivery.Result
 		}
 		req.row = r
 	}
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.timeout())
-	defer cancel()
+	// No timer or context of its own: the wait for a flusher checks the
+	// deadline, and the batch is sent within it.
+	req.deadline = time.Now().Add(s.cfg.timeout())
 	if err := s.hand(ctx, req); err != nil {
 		return delivery.Result{Err: err}
 	}
@@ -196,7 +225,10 @@ func (s *Sender) hand(ctx context.Context, req *request) error {
 			return errors.New("the PostgreSQL sink was closed")
 		case <-ctx.Done():
 			return fmt.Errorf("no PostgreSQL connection free within %s", s.cfg.timeout())
-		case <-tick.C:
+		case now := <-tick.C:
+			if now.After(req.deadline) {
+				return fmt.Errorf("no PostgreSQL connection free within %s", s.cfg.timeout())
+			}
 		}
 	}
 }
@@ -248,6 +280,8 @@ func (s *Sender) flush() {
 	batch := make([]*request, 0, s.maxBatch)
 	idle := time.NewTimer(s.idle)
 	defer idle.Stop()
+	fill := time.NewTimer(time.Hour)
+	fill.Stop()
 	for {
 		batch = batch[:0]
 		idle.Reset(s.idle)
@@ -268,15 +302,59 @@ func (s *Sender) flush() {
 				break collect
 			}
 		}
+		batch = s.fill(batch, fill)
+		s.sending.Add(1)
 		s.run(batch)
+		s.sending.Add(-1)
 	}
+}
+
+// fill waits, briefly, for deliveries on their way while another flusher is
+// sending: their callers were answered a moment ago and are building their
+// next rows. Without it a free flusher sends whatever arrived first, one or
+// two rows, and a backfill takes about twice the round trips and commits.
+// Its share is the Delivers under way split between the flushers.
+func (s *Sender) fill(batch []*request, timer *time.Timer) []*request {
+	if s.sending.Load() == 0 {
+		return batch // the others are idle: no one else is about to answer
+	}
+	target := min(s.maxBatch, int((s.callers.Load()+s.maxFlush-1)/s.maxFlush))
+	if len(batch) >= target {
+		return batch
+	}
+	timer.Reset(fillWait)
+	defer timer.Stop()
+	for len(batch) < target {
+		select {
+		case r := <-s.requests:
+			batch = append(batch, r)
+		case <-timer.C:
+			return batch
+		}
+	}
+	return batch
 }
 
 // run sends a batch and answers its callers. A row PostgreSQL refuses aborts
 // the batch's transaction; the others are then sent again one by one, so that
 // only that Customer is refused.
 func (s *Sender) run(batch []*request) {
-	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.timeout())
+	now := time.Now()
+	deadline := now.Add(s.cfg.timeout())
+	live := batch[:0]
+	for _, r := range batch {
+		if !r.deadline.After(now) {
+			r.reply <- delivery.Result{Err: fmt.Errorf("no answer from PostgreSQL within %s", s.cfg.timeout())}
+			continue
+		}
+		deadline = minTime(deadline, r.deadline)
+		live = append(live, r)
+	}
+	batch = live
+	if len(batch) == 0 {
+		return
+	}
+	ctx, cancel := context.WithDeadline(s.ctx, deadline)
 	defer cancel()
 	err := s.send(ctx, batch)
 	if err == nil {
@@ -298,9 +376,16 @@ func (s *Sender) run(batch []*request) {
 	}
 }
 
-// sendOne sends one delivery on its own, with a timeout of its own.
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+// sendOne sends one delivery on its own, within its deadline.
 func (s *Sender) sendOne(r *request) error {
-	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.timeout())
+	ctx, cancel := context.WithDeadline(s.ctx, r.deadline)
 	defer cancel()
 	return s.send(ctx, []*request{r})
 }
@@ -342,7 +427,7 @@ func (s *Sender) send(ctx context.Context, batch []*request) error {
 			b.Queue(s.stmts.upsert, r.row...)
 		}
 	}
-	conn, err := s.pool.Acquire(ctx)
+	conn, err := s.acquire(ctx)
 	if err != nil {
 		return err
 	}
@@ -359,6 +444,26 @@ func (s *Sender) send(ctx context.Context, batch []*request) error {
 		}
 	}
 	return br.Close()
+}
+
+// acquire takes a connection of the pool. When the connection limits refuse
+// a new one while the pool holds others, it waits for one of those instead:
+// the sink then runs on the connections its namespace has room for.
+func (s *Sender) acquire(ctx context.Context) (*pgxpool.Conn, error) {
+	wait := 2 * time.Millisecond
+	for {
+		conn, err := s.pool.Acquire(ctx)
+		var limit *delivery.ConnectionLimitError
+		if err == nil || !errors.As(err, &limit) || s.pool.Stat().TotalConns() == 0 {
+			return conn, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 50*time.Millisecond)
+	}
 }
 
 // checkMissing notices tables dropped behind the sink's back, so that the next
@@ -419,12 +524,15 @@ func refusal(err error) bool {
 func (s *Sender) describe(err error) error {
 	var pe *pgconn.PgError
 	var na *delivery.AddressNotAllowedError
+	var limit *delivery.ConnectionLimitError
 	var msg string
 	switch {
 	case errors.As(err, &pe):
 		msg = fmt.Sprintf("PostgreSQL answered %s: %s", pe.Code, pe.Message)
 	case errors.As(err, &na):
 		msg = na.Error()
+	case errors.As(err, &limit):
+		msg = limit.Error()
 	case errors.Is(err, context.DeadlineExceeded):
 		msg = fmt.Sprintf("no answer from PostgreSQL at %s within %s", s.cfg.Address(), s.cfg.timeout())
 	default:

@@ -20,6 +20,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"runtime/pprof"
 	"strings"
@@ -484,4 +485,72 @@ func TestSenderSpeaksTLSAsItsSSLModeSays(t *testing.T) {
 			t.Fatalf("%s: the message does not say TLS failed: %v", name, res.Err)
 		}
 	}
+}
+
+func TestSenderRunsOnTheConnectionsItsNamespaceMayHoldAndGivesThemBackWhenIdle(t *testing.T) {
+	srv := postgrestest.Start(t)
+	limits := delivery.NewConnectionLimits(10, 2)
+	cfg := configFor(srv, "customers")
+	cfg.MaxConns = 4
+	s := newSender(t, cfg, postgres.WithConnectionLimits(limits, "tenant"), postgres.WithConnIdle(300*time.Millisecond))
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	most := 0
+	for i := range 200 {
+		wg.Go(func() {
+			mustDeliver(t, s, upsert(customer(fmt.Sprintf("c%d", i), types.UID(fmt.Sprintf("uid-%d", i)), 1, crmv1alpha1.CustomerSpec{})))
+			_, n := limits.Open("tenant")
+			mu.Lock()
+			most = max(most, n)
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	if most < 1 || most > 2 {
+		t.Fatalf("%d connections open at the peak of 200 concurrent deliveries, want 1 or 2 (the namespace's limit)", most)
+	}
+	conn := srv.Connect(t)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		var open int
+		if err := conn.QueryRow(context.Background(), `SELECT count(*) FROM pg_stat_activity WHERE application_name = 'postgres-sink-test'`).Scan(&open); err != nil {
+			t.Fatal(err)
+		}
+		total, inNamespace := limits.Open("tenant")
+		if open == 0 && total == 0 && inNamespace == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("an idle sink still holds %d connections (%d counted against its namespace)", open, inNamespace)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// And it connects again for the next delivery.
+	mustDeliver(t, s, upsert(customer("late", "uid-late", 1, crmv1alpha1.CustomerSpec{})))
+}
+
+func TestSenderSaysWhenTheConnectionLimitLeavesItNone(t *testing.T) {
+	srv := postgrestest.Start(t)
+	limits := delivery.NewConnectionLimits(1, 1)
+	// Another namespace's sink holds the only connection.
+	held, err := limits.Bound("other", func(context.Context, string, string) (net.Conn, error) {
+		a, b := net.Pipe()
+		_ = b.Close()
+		return a, nil
+	})(context.Background(), "tcp", "elsewhere:5432")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newSender(t, configFor(srv, "customers"), postgres.WithConnectionLimits(limits, "tenant"))
+	res := s.Deliver(context.Background(), upsert(customer("acme", "uid-1", 1, crmv1alpha1.CustomerSpec{})))
+	var limit *delivery.ConnectionLimitError
+	if res.Err == nil || !errors.As(res.Err, &limit) || res.Refused {
+		t.Fatalf("a delivery with no connection left: %+v, want a ConnectionLimitError", res)
+	}
+	if !strings.Contains(res.Err.Error(), "--sink-max-connections") || limit.Limit != 1 || limit.PerNamespace {
+		t.Fatalf("the message does not name the limit: %v", res.Err)
+	}
+	// Once the other connection closes, the sink gets it.
+	_ = held.Close()
+	mustDeliver(t, s, upsert(customer("acme", "uid-1", 1, crmv1alpha1.CustomerSpec{})))
 }

@@ -28,6 +28,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -44,6 +45,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	crmv1alpha1 "github.com/customer-operator/customer-operator/api/v1alpha1"
@@ -113,6 +115,8 @@ func newCluster() (*cluster, error) {
 		PerSinkConcurrency: 16, MaxConcurrentReconciles: 8,
 		BaseDelay: 200 * time.Millisecond, MaxDelay: 2 * time.Second,
 		DeleteGracePeriod: 10 * time.Minute, CountInterval: 200 * time.Millisecond,
+		// Every test's sinks run within two connections of their namespace.
+		SinkMaxConnections: 256, SinkMaxConnectionsPerNamespace: connectionsPerNamespace,
 	}); err != nil {
 		cancel()
 		return nil, err
@@ -127,6 +131,9 @@ func newCluster() (*cluster, error) {
 }
 
 var stopEnv, stopManager func()
+
+// connectionsPerNamespace is the controllers' --sink-max-connections-per-namespace.
+const connectionsPerNamespace = 2
 
 func TestMain(m *testing.M) {
 	code := m.Run()
@@ -585,4 +592,138 @@ func TestPostgresSinkConnectionsFollowTheSink(t *testing.T) {
 	// The sink deleted: no connection is left.
 	g.Expect(c.k8s.Delete(ctx, &crmv1alpha1.CustomerSink{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "warehouse"}})).To(Succeed())
 	g.Eventually(func(g Gomega) { g.Expect(connections(g, "sink-v2")).To(BeZero()) }).Should(Succeed())
+}
+
+// TestPostgresSinkConnectionsStayWithinTheNamespaceLimit: a sink whose pool
+// may open more connections than its namespace may hold delivers everything
+// on those it may; another namespace still gets its own; a second sink of the
+// full namespace says why it cannot connect, and catches up once the first
+// one's connections close.
+func TestPostgresSinkConnectionsStayWithinTheNamespaceLimit(t *testing.T) {
+	g := NewWithT(t)
+	g.SetDefaultEventuallyTimeout(60 * time.Second)
+	srv := postgrestest.Start(t)
+	c := startCluster(t)
+	ctx := context.Background()
+	conn := srv.Connect(t)
+	dsn := func(app string) string {
+		return fmt.Sprintf("postgres://%s:%s@127.0.0.1:%d/%s?sslmode=disable&application_name=%s",
+			postgrestest.User, postgrestest.Password, srv.Port, postgrestest.Database, app)
+	}
+	// The sampler has a connection of its own: one pgx.Conn runs one query at a time.
+	statConn := srv.Connect(t)
+	var statMu sync.Mutex
+	connections := func(app string) (int, error) {
+		statMu.Lock()
+		defer statMu.Unlock()
+		var n int
+		err := statConn.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE application_name = $1`, app).Scan(&n)
+		return n, err
+	}
+	sink := func(ns, name, app, table string) {
+		g.Expect(c.k8s.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+			StringData: map[string]string{"dsn": dsn(app)}})).To(Succeed())
+		g.Expect(c.k8s.Create(ctx, &crmv1alpha1.CustomerSink{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+			Spec: crmv1alpha1.CustomerSinkSpec{Type: crmv1alpha1.SinkTypePostgres,
+				Postgres:  &crmv1alpha1.PostgresSink{Table: table, MaxConns: 2 * connectionsPerNamespace},
+				SecretRef: &crmv1alpha1.SecretReference{Name: name}}})).To(Succeed())
+	}
+	customers := func(ns string, n int) {
+		for i := range n {
+			g.Expect(c.k8s.Create(ctx, &crmv1alpha1.Customer{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("c%d", i)},
+				Spec: crmv1alpha1.CustomerSpec{DisplayName: fmt.Sprintf("Customer %d", i)}})).To(Succeed())
+		}
+	}
+
+	// Count the busy sink's connections, server side, while it backfills.
+	tenant := c.namespace(t)
+	var most atomic.Int32
+	sampling, stopSampling := context.WithCancel(ctx)
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		for sampling.Err() == nil {
+			if n, err := connections("busy"); err == nil && int32(n) > most.Load() {
+				most.Store(int32(n))
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
+	customers(tenant, 300)
+	sink(tenant, "busy", "busy", "busy_rows")
+	g.Eventually(func(g Gomega) {
+		c.expectTableEqualsCustomers(g, conn, tenant, "busy_rows")
+		g.Expect(readTable(g, conn, "busy_rows")).To(HaveLen(300))
+	}).Should(Succeed())
+	stopSampling()
+	<-sampled
+	g.Expect(most.Load()).To(And(BeNumerically(">=", 1), BeNumerically("<=", connectionsPerNamespace)),
+		"open connections of a sink whose pool may hold %d", 2*connectionsPerNamespace)
+	t.Logf("the busy sink held %d connections at most", most.Load())
+
+	// Its idle connections stay open for a while: another namespace is not
+	// held back by them.
+	other := c.namespace(t)
+	customers(other, 20)
+	sink(other, "neighbour", "neighbour", "neighbour_rows")
+	g.Eventually(func(g Gomega) {
+		c.expectTableEqualsCustomers(g, conn, other, "neighbour_rows")
+		g.Expect(readTable(g, conn, "neighbour_rows")).To(HaveLen(20))
+	}).Should(Succeed())
+
+	// A second sink of the full namespace cannot connect: it says so, with
+	// an Event and a metric.
+	if n, err := connections("busy"); err != nil || n != connectionsPerNamespace {
+		t.Fatalf("the busy sink holds %d idle connections (%v); the test needs it to hold the namespace's %d", n, err, connectionsPerNamespace)
+	}
+	refused := refusedConnections(g, "namespace")
+	sink(tenant, "starved", "starved", "starved_rows")
+	g.Eventually(func(g Gomega) {
+		cond := c.readyCondition(g, tenant, "starved")
+		g.Expect(cond.Status).To(Equal(metav1.ConditionFalse))
+		g.Expect(cond.Reason).To(Equal("ConnectionLimit"))
+		g.Expect(cond.Message).To(ContainSubstring(fmt.Sprintf("the sinks of namespace %s hold %d open database and broker connections", tenant, connectionsPerNamespace)))
+		g.Expect(cond.Message).To(ContainSubstring("--sink-max-connections-per-namespace"))
+		events := &corev1.EventList{}
+		g.Expect(c.k8s.List(ctx, events, client.InNamespace(tenant))).To(Succeed())
+		var reasons []string
+		for _, e := range events.Items {
+			if e.InvolvedObject.Name == "starved" {
+				reasons = append(reasons, e.Reason)
+			}
+		}
+		g.Expect(reasons).To(ContainElement("ConnectionLimit"))
+		g.Expect(refusedConnections(g, "namespace")).To(BeNumerically(">", refused))
+	}).Should(Succeed())
+	n, err := connections("starved")
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(n).To(BeZero())
+
+	// The busy sink deleted, its connections close and the other catches up.
+	g.Expect(c.k8s.Delete(ctx, &crmv1alpha1.CustomerSink{ObjectMeta: metav1.ObjectMeta{Namespace: tenant, Name: "busy"}})).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		c.expectTableEqualsCustomers(g, conn, tenant, "starved_rows")
+		g.Expect(readTable(g, conn, "starved_rows")).To(HaveLen(300))
+		g.Expect(c.readyCondition(g, tenant, "starved").Status).To(Equal(metav1.ConditionTrue))
+	}).Should(Succeed())
+}
+
+// refusedConnections reads customer_operator_sink_connections_refused_total
+// for one limit from the manager's registry.
+func refusedConnections(g Gomega, limit string) float64 {
+	families, err := ctrlmetrics.Registry.Gather()
+	g.Expect(err).NotTo(HaveOccurred())
+	for _, f := range families {
+		if f.GetName() != "customer_operator_sink_connections_refused_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "limit" && l.GetValue() == limit {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return 0
 }

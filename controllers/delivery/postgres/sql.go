@@ -97,7 +97,9 @@ func newStatements(schema, table string) statements {
 		// upsert and a delete of one Customer that overlap (a delivery given up
 		// on while its statement still ran, two operator replicas during a
 		// leader hand-over): each op's statement then sees the other's commit.
-		lock: `SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k`,
+		// count() answers one row, not one per key; the locks are still
+		// taken in the array's order.
+		lock: `SELECT count(pg_advisory_xact_lock(k)) FROM unnest($1::bigint[]) AS k`,
 		upsert: fmt.Sprintf(`INSERT INTO %[1]s AS t (uid, namespace, name, generation, provider, external_id,
     display_name, company_name, email, phone, tax_id, language, lifecycle, spec, labels, updated_at)
 SELECT $1::text, $2::text, $3::text, $4::bigint, $5::text, $6::text,
