@@ -666,7 +666,12 @@ var sinkChangedForCustomers = predicate.Or(
 	},
 )
 
-// canDeliver says whether a sink's Ready reason lets deliveries be queued.
+// canDeliver says whether a sink's Ready reason lets deliveries be queued: it
+// can receive, or is paused and its queue waits.
 func canDeliver(reason string) bool {
-	return reason == crmv1alpha1.ReasonValid || reason == engine.ReasonThrottled || reason == engine.ReasonBackingOff
+	switch reason {
+	case crmv1alpha1.ReasonValid, engine.ReasonThrottled, engine.ReasonBackingOff, engine.ReasonConnectionLimit:
+		return true
+	}
+	return false
 }

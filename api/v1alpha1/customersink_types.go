@@ -232,7 +232,7 @@ type CustomerSinkStatus struct {
 
 	// Conditions: Ready says whether the sink can receive deliveries (True with
 	// reason Suspended while spec.suspend is true); kstatus' Reconciling is True while
-	// deliveries are paused (Throttled, BackingOff), and Stalled while Ready is False
+	// deliveries are paused (Throttled, BackingOff, ConnectionLimit), and Stalled while Ready is False
 	// for a reason that takes a change to the sink or its Secret.
 	// +listType=map
 	// +listMapKey=type
