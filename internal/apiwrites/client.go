@@ -35,6 +35,7 @@ import (
 	"net/http"
 	"sync"
 
+	utilnet "k8s.io/apimachinery/pkg/util/net"
 	"k8s.io/client-go/rest"
 )
 
@@ -55,7 +56,7 @@ func NewHTTPClient(cfg *rest.Config) (*http.Client, error) {
 	cfg.NextProtos = []string{"http/1.1"}
 	slots := make(chan struct{}, MaxConns)
 	cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper {
-		return &limitedTransport{rt: rt, slots: slots}
+		return &limitedTransport{rt: bounded(rt), slots: slots}
 	})
 	hc, err := rest.HTTPClientFor(cfg)
 	if err != nil {
@@ -63,6 +64,38 @@ func NewHTTPClient(cfg *rest.Config) (*http.Client, error) {
 	}
 	return hc, nil
 }
+
+// bounded returns client-go's transport with its connections to a host
+// bounded by MaxConns, idle ones included. The slots alone bound the requests
+// in flight, but a connection whose answer was just read goes back to the
+// idle pool a moment after its caller moves on, and a request started in that
+// moment would dial one more.
+func bounded(rt http.RoundTripper) http.RoundTripper {
+	inner := rt
+	if w, ok := rt.(utilnet.RoundTripperWrapper); ok {
+		inner = w.WrappedRoundTripper()
+	}
+	t, ok := inner.(*http.Transport)
+	if !ok {
+		return rt
+	}
+	// A copy: client-go shares one transport between the clients of one TLS
+	// configuration. It keeps the dialer, and with it the closing of every
+	// connection when a client certificate rotates.
+	t = t.Clone()
+	t.MaxConnsPerHost, t.MaxIdleConnsPerHost = MaxConns, MaxConns
+	return &boundedTransport{Transport: t, shared: rt}
+}
+
+// boundedTransport is the copy, holding on to client-go's own transport: the
+// certificate rotation behind the shared dialer lasts as long as that does.
+type boundedTransport struct {
+	*http.Transport
+	shared http.RoundTripper
+}
+
+// WrappedRoundTripper lets client-go's debugging wrappers see through.
+func (b *boundedTransport) WrappedRoundTripper() http.RoundTripper { return b.Transport }
 
 // limitedTransport holds a slot from a request's start until its answer's body
 // is closed: over HTTP/1.1 that is how long the request holds its connection.
