@@ -137,7 +137,8 @@ func (b *bench) capacity(res *Result, cfg capacityConfig) {
 		return out
 	}
 
-	ceiling := func(prefix string) {
+	// ceiling measures the raw ceiling once, and returns its CPU per pair.
+	ceiling := func(prefix string) ProcessCPU {
 		pairs := objs(prefix, cfg.ceilingPairs)
 		before := b.snapshot()
 		d, err := benchutil.Parallel(len(pairs), ceilingWriters, func(i int) error { return b.rawPair(pairs[i]) })
@@ -145,13 +146,11 @@ func (b *bench) capacity(res *Result, cfg capacityConfig) {
 		after := b.snapshot()
 		perS := round1(float64(len(pairs)) / d.Seconds())
 		capa.CeilingRuns = append(capa.CeilingRuns, perS)
-		if capa.CeilingCPU.APIServer == 0 {
-			capa.CeilingCPU = cpuPer(before, after, float64(len(pairs)))
-		}
 		b.report("capacity, raw ceiling", before, after, float64(len(pairs)), "pair")
 		b.logf("capacity: raw ceiling %.0f pairs/s (%d Customers, each a create and a status write, %d writers)", perS, len(pairs), ceilingWriters)
+		return cpuPer(before, after, float64(len(pairs)))
 	}
-	ceiling("ceiling")
+	capa.CeilingCPU = ceiling("ceiling")
 
 	paced := objs("paced", int(cfg.compareRate*cfg.step.Seconds()))
 	before := b.snapshot()
@@ -225,7 +224,7 @@ func (b *bench) capacity(res *Result, cfg capacityConfig) {
 	// shared machine's stalls move most, and the knee is set against the
 	// median of the measurements (the mean of the two).
 	m.Stop(10 * time.Second)
-	ceiling("ceiling-after")
+	_ = ceiling("ceiling-after")
 	capa.CeilingPairsPerS = round1(benchutil.Median(capa.CeilingRuns))
 	if capa.CeilingPairsPerS > 0 {
 		capa.KneeRatio = round2(capa.KneeRate / capa.CeilingPairsPerS)

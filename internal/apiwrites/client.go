@@ -39,12 +39,11 @@ import (
 	"k8s.io/client-go/rest"
 )
 
-// MaxConns bounds the requests in flight, and so the connections the client
-// holds to the API server: a burst of webhooks never opens a connection (and a
-// TLS handshake on both sides) per request. It is the number of idle
-// connections client-go's transport keeps per host, so that a connection, once
-// opened, is reused rather than closed and opened again. A request beyond them
-// waits for one to be free, within its context's deadline.
+// MaxConns bounds the connections the client holds to the API server, idle
+// ones included, and the requests in flight on them: a burst of webhooks never
+// opens a connection (and a TLS handshake on both sides) per request, and a
+// connection once opened is kept and reused. A request beyond them waits for
+// one to be free, within its context's deadline, and says so when that ends.
 const MaxConns = 25
 
 // NewHTTPClient returns an HTTP client for cfg's API server that speaks

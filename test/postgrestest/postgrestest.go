@@ -25,6 +25,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"os/user"
@@ -261,6 +262,22 @@ func (s *Server) stop() {
 // DSN is a postgres:// URL for the superuser, without TLS.
 func (s *Server) DSN() string {
 	return fmt.Sprintf("postgres://%s:%s@%s/%s?sslmode=disable", User, Password, net.JoinHostPort(s.Host, strconv.Itoa(s.Port)), Database)
+}
+
+// ApplicationDSN is DSN with application_name set to app, so that the
+// connections made with it can be counted (Connections).
+func (s *Server) ApplicationDSN(app string) string {
+	return s.DSN() + "&application_name=" + url.QueryEscape(app)
+}
+
+// Connections counts the server's open connections of application app,
+// asking over conn.
+func Connections(ctx context.Context, conn *pgx.Conn, app string) (int, error) {
+	var n int
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE application_name = $1`, app).Scan(&n); err != nil {
+		return 0, fmt.Errorf("counting the connections of %s: %w", app, err)
+	}
+	return n, nil
 }
 
 // Connect opens a connection for the test's own queries, closed when it ends.

@@ -356,8 +356,7 @@ func TestSenderDialsThroughTheAddressPolicy(t *testing.T) {
 	if !strings.Contains(res.Err.Error(), "127.0.0.1") {
 		t.Fatalf("the message does not name the address: %v", res.Err)
 	}
-	var n int
-	_ = srv.Connect(t).QueryRow(context.Background(), `SELECT count(*) FROM pg_stat_activity WHERE application_name = 'postgres-sink-test'`).Scan(&n)
+	n, _ := postgrestest.Connections(context.Background(), srv.Connect(t), "postgres-sink-test")
 	if n != 0 {
 		t.Fatalf("%d connections of the sink reached the server", n)
 	}
@@ -512,8 +511,8 @@ func TestSenderRunsOnTheConnectionsItsNamespaceMayHoldAndGivesThemBackWhenIdle(t
 	conn := srv.Connect(t)
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		var open int
-		if err := conn.QueryRow(context.Background(), `SELECT count(*) FROM pg_stat_activity WHERE application_name = 'postgres-sink-test'`).Scan(&open); err != nil {
+		open, err := postgrestest.Connections(context.Background(), conn, "postgres-sink-test")
+		if err != nil {
 			t.Fatal(err)
 		}
 		total, inNamespace := limits.Open("tenant")

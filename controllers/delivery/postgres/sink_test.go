@@ -555,16 +555,12 @@ func TestPostgresSinkConnectionsFollowTheSink(t *testing.T) {
 	ctx := context.Background()
 	ns := c.namespace(t)
 	conn := srv.Connect(t)
-	dsn := func(app string) string {
-		return fmt.Sprintf("postgres://%s:%s@127.0.0.1:%d/%s?sslmode=disable&application_name=%s",
-			postgrestest.User, postgrestest.Password, srv.Port, postgrestest.Database, app)
-	}
 	connections := func(g Gomega, app string) int {
-		var n int
-		g.Expect(conn.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE application_name = $1`, app).Scan(&n)).To(Succeed())
+		n, err := postgrestest.Connections(ctx, conn, app)
+		g.Expect(err).NotTo(HaveOccurred())
 		return n
 	}
-	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "warehouse"}, StringData: map[string]string{"dsn": dsn("sink-v1")}}
+	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "warehouse"}, StringData: map[string]string{"dsn": srv.ApplicationDSN("sink-v1")}}
 	g.Expect(c.k8s.Create(ctx, secret)).To(Succeed())
 	g.Expect(c.k8s.Create(ctx, &crmv1alpha1.CustomerSink{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "warehouse"},
 		Spec: crmv1alpha1.CustomerSinkSpec{Type: crmv1alpha1.SinkTypePostgres, Postgres: &crmv1alpha1.PostgresSink{MaxConns: 2},
@@ -580,7 +576,7 @@ func TestPostgresSinkConnectionsFollowTheSink(t *testing.T) {
 	g.Expect(connections(g, "sink-v1")).To(And(BeNumerically(">=", 1), BeNumerically("<=", 2)), "the pool holds maxConns at most")
 
 	// A new Secret: a new pool, and the old one's connections go.
-	c.update(g, secret, func() { secret.Data = map[string][]byte{"dsn": []byte(dsn("sink-v2"))} })
+	c.update(g, secret, func() { secret.Data = map[string][]byte{"dsn": []byte(srv.ApplicationDSN("sink-v2"))} })
 	cu := &crmv1alpha1.Customer{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "c0"}}
 	c.update(g, cu, func() { cu.Spec.DisplayName = "second" })
 	g.Eventually(func(g Gomega) {
@@ -606,23 +602,17 @@ func TestPostgresSinkConnectionsStayWithinTheNamespaceLimit(t *testing.T) {
 	c := startCluster(t)
 	ctx := context.Background()
 	conn := srv.Connect(t)
-	dsn := func(app string) string {
-		return fmt.Sprintf("postgres://%s:%s@127.0.0.1:%d/%s?sslmode=disable&application_name=%s",
-			postgrestest.User, postgrestest.Password, srv.Port, postgrestest.Database, app)
-	}
 	// The sampler has a connection of its own: one pgx.Conn runs one query at a time.
 	statConn := srv.Connect(t)
 	var statMu sync.Mutex
 	connections := func(app string) (int, error) {
 		statMu.Lock()
 		defer statMu.Unlock()
-		var n int
-		err := statConn.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE application_name = $1`, app).Scan(&n)
-		return n, err
+		return postgrestest.Connections(ctx, statConn, app)
 	}
 	sink := func(ns, name, app, table string) {
 		g.Expect(c.k8s.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
-			StringData: map[string]string{"dsn": dsn(app)}})).To(Succeed())
+			StringData: map[string]string{"dsn": srv.ApplicationDSN(app)}})).To(Succeed())
 		g.Expect(c.k8s.Create(ctx, &crmv1alpha1.CustomerSink{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
 			Spec: crmv1alpha1.CustomerSinkSpec{Type: crmv1alpha1.SinkTypePostgres,
 				Postgres:  &crmv1alpha1.PostgresSink{Table: table, MaxConns: 2 * connectionsPerNamespace},
