@@ -61,6 +61,17 @@ const conflictRetryDelay = 100 * time.Millisecond
 // that had received it before the finalizer lets the Customer go anyway.
 const DefaultDeleteGracePeriod = time.Hour
 
+// patchOf starts a patch of the Customer as read, which the API server applies
+// only to that state of it. A patch is sent by name, and the cache may still
+// hold a Customer deleted since while the API server holds a new one of the
+// same name. A finalizer added for the old one would land on the new one, and
+// the reconcile would go on to deliver the old one, which no delete would ever
+// follow; one removed for the old one would let the new one go without its
+// delete reaching the sinks.
+func patchOf(c *crmv1alpha1.Customer) client.Patch {
+	return client.MergeFromWithOptions(c.DeepCopy(), client.MergeFromWithOptimisticLock{})
+}
+
 // CustomerReconciler validates Customers, delivers them to the sinks that select
 // them, and reports both in their status.
 type CustomerReconciler struct {
@@ -97,9 +108,12 @@ func (r *CustomerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 		return r.finalize(ctx, c)
 	}
 	if !controllerutil.ContainsFinalizer(c, crmv1alpha1.CustomerFinalizer) {
-		patch := client.MergeFrom(c.DeepCopy())
+		patch := patchOf(c)
 		controllerutil.AddFinalizer(c, crmv1alpha1.CustomerFinalizer)
 		if err := r.Patch(ctx, c, patch); err != nil {
+			if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
+				return ctrl.Result{RequeueAfter: conflictRetryDelay}, nil
+			}
 			return ctrl.Result{}, fmt.Errorf("adding finalizer: %w", err)
 		}
 	}
@@ -411,9 +425,12 @@ func (r *CustomerReconciler) finalize(ctx context.Context, c *crmv1alpha1.Custom
 	}
 
 	if len(remaining) == 0 {
-		patch := client.MergeFrom(c.DeepCopy())
+		patch := patchOf(c)
 		controllerutil.RemoveFinalizer(c, crmv1alpha1.CustomerFinalizer)
 		if err := r.Patch(ctx, c, patch); err != nil && !apierrors.IsNotFound(err) {
+			if apierrors.IsConflict(err) {
+				return ctrl.Result{RequeueAfter: conflictRetryDelay}, nil
+			}
 			return ctrl.Result{}, fmt.Errorf("removing finalizer: %w", err)
 		}
 		return ctrl.Result{}, nil
