@@ -32,6 +32,17 @@ type Sender interface {
 	Close()
 }
 
+// GroupSender is a Sender that delivers several events in one call, for
+// systems that write many records as cheaply as one (a database's batch): the
+// engine then hands it a few of a sink's queued Customers at once, and no
+// goroutine waits for each.
+type GroupSender interface {
+	Sender
+	// DeliverGroup delivers evs and reports each one's result, in their order;
+	// each result means what Deliver's would.
+	DeliverGroup(ctx context.Context, evs []Event) []Result
+}
+
 // NewHTTPSender is the Sender of an HTTP sink: deliveries through the shared
 // Client, whose connection pools outlive any one sink, so Close leaves them.
 func NewHTTPSender(c *Client, t *Target) Sender {

@@ -24,7 +24,9 @@ limitations under the License.
 // next namespace with work, round-robin, then the next sink of that namespace;
 // no namespace holds more than MaxInFlightPerNamespace deliveries, nor a sink
 // more than Workers, so one tenant's hundred slow sinks leave slots for the
-// others. Backoff belongs to the sink: a
+// others. A sink whose Sender writes many records as cheaply as one (a
+// delivery.GroupSender: a database) gets its backlog in groups, several
+// Customers to one worker, each counted in flight. Backoff belongs to the sink: a
 // Retry-After or a run of failures pauses the whole sink until a "not before"
 // time, after which one probe goes out, and full speed resumes on its success.
 // A sink that refuses one Customer's content (a 4xx other than 408, 409 and 429)
@@ -179,7 +181,7 @@ type Options struct {
 	// Workers is the number of deliveries in flight to one sink at most.
 	Workers int
 	// MaxInFlight is the number of deliveries in flight across every sink at
-	// most: the size of the worker pool.
+	// most, and the size of the worker pool.
 	MaxInFlight int
 	// MaxInFlightPerNamespace is the number of deliveries in flight to the
 	// sinks of one namespace at most; below MaxInFlight, so that slots are left
@@ -213,6 +215,8 @@ type Engine struct {
 	tenants    map[string]*tenant
 	tenantRing []*tenant
 	next       int
+	// inFlight counts the deliveries in flight: one per worker, or a group's.
+	inFlight int
 	// delayed holds the Customers to queue again later (a retry, a refused
 	// Customer's backoff): one queue, and one goroutine, shared by every sink.
 	delayed workqueue.TypedDelayingInterface[Key]
@@ -242,6 +246,17 @@ func New(opts Options) *Engine {
 	e.ready = sync.NewCond(&e.mu)
 	return e
 }
+
+// GroupSize is how many Customers a worker takes at once from a sink whose
+// Sender takes groups (delivery.GroupSender), when workers deliveries may be in
+// flight to the sink: half of them, so that a backlog goes out as two groups at
+// a time, one written while the other is read and built, each sharing one
+// round trip, instead of one waiting goroutine per Customer. More, smaller
+// groups would cost the database a transaction and a statement or two each,
+// and deliver no sooner: the rows in flight are the same.
+func GroupSize(workers int) int { return max(1, (workers+1)/2) }
+
+func (e *Engine) groupSize() int { return GroupSize(e.opts.Workers) }
 
 // DefaultMaxInFlight is Options.MaxInFlight when unset.
 const DefaultMaxInFlight = 64
@@ -576,22 +591,26 @@ func (e *Engine) work() {
 	}
 }
 
-// doneLocked frees the slot of a delivery taken by pickLocked.
+// doneLocked frees the slots of the deliveries taken by pickLocked.
 func (e *Engine) doneLocked(w work) {
-	w.sink.queue.Done(w.customer)
-	w.sink.active--
-	w.sink.tenant.inFlight--
+	for _, name := range w.customers {
+		w.sink.queue.Done(name)
+		w.sink.active--
+		w.sink.tenant.inFlight--
+		e.inFlight--
+	}
 	e.dropTenantLocked(w.sink.tenant)
-	// Done may have queued the Customer again, and a slot is free: the worker
-	// that frees it takes one delivery next, another may take the other.
+	// Done may have queued the Customers again, and slots are free: the worker
+	// that frees them takes one delivery next, another may take the others.
 	e.ready.Signal()
 }
 
-// process makes one delivery attempt of a Customer to a sink. The gate was
-// passed when it was taken, so that what is read next is current when it goes
-// out.
+// process makes one delivery attempt of each of the work's Customers to its
+// sink: one call of the sink's Sender, or of its GroupSender for several. The
+// gate was passed when the work was taken, so that what is read next is
+// current when it goes out.
 func (e *Engine) process(w work) {
-	ctx, s, name, probe, epoch := w.ctx, w.sink, w.customer, w.probe, w.epoch
+	ctx, s, probe, epoch := w.ctx, w.sink, w.probe, w.epoch
 	released := false
 	release := func() {
 		if probe && !released {
@@ -607,44 +626,13 @@ func (e *Engine) process(w work) {
 		return // the sink or the engine stopped
 	}
 
-	e.mu.Lock()
-	it := s.items[name]
-	e.mu.Unlock()
-	if it == nil {
-		return // forgotten while queued
-	}
-
-	c := &crmv1alpha1.Customer{}
-	if err := e.opts.Customers.Get(ctx, types.NamespacedName{Namespace: s.name.Namespace, Name: name}, c); err != nil {
-		if apierrors.IsNotFound(err) {
-			e.mu.Lock()
-			s.dropLocked(name)
-			e.mu.Unlock()
-			return
-		}
-		if ctx.Err() == nil {
-			log.FromContext(ctx).Error(err, "reading a Customer to deliver", "customer", name, "sink", s.name)
-			e.addAfter(s, name, e.opts.BaseDelay)
-		}
-		return
-	}
-	e.mu.Lock()
-	if it != s.items[name] {
-		e.mu.Unlock()
-		return
-	}
-	if wait := it.notBefore.Sub(e.opts.Now()); wait > 0 && c.Generation <= it.refusedGeneration {
-		// Its retry is scheduled already.
-		e.mu.Unlock()
-		return
-	}
-	e.mu.Unlock()
-
 	target, ready, err := e.opts.Targets(ctx, s.name)
 	if err != nil {
 		if ctx.Err() == nil {
 			log.FromContext(ctx).Error(err, "resolving a CustomerSink", "sink", s.name)
-			e.addAfter(s, name, e.opts.BaseDelay)
+			for _, name := range w.customers {
+				e.addAfter(s, name, e.opts.BaseDelay)
+			}
 		}
 		return
 	}
@@ -657,18 +645,99 @@ func (e *Engine) process(w work) {
 		s.uid, s.goneGeneration, s.failures, s.pausedUntil, s.pause, s.probeNeeded = target.UID, 0, 0, time.Time{}, nil, false
 		e.ready.Broadcast()
 	}
+	_, s.groups = target.Sender.(delivery.GroupSender)
 	if !ready || (s.goneGeneration != 0 && s.goneGeneration == target.Generation) {
 		// The reconciler asks again once the sink is ready; a redelivery under
 		// way starts again then.
-		s.dropLocked(name)
+		for _, name := range w.customers {
+			s.dropLocked(name)
+		}
 		s.batch = nil
 		if target.UID == "" && len(s.items) == 0 && e.sinks[s.name] == s {
 			// The sink is gone: so is its queue.
 			e.removeSinkLocked(s)
 		}
 		e.mu.Unlock()
-		e.notifyCustomer(s.name.Namespace, name)
+		for _, name := range w.customers {
+			e.notifyCustomer(s.name.Namespace, name)
+		}
 		return
+	}
+	e.mu.Unlock()
+
+	due := make([]attempt, 0, len(w.customers))
+	for _, name := range w.customers {
+		if a, ok := e.attemptOf(ctx, s, name, target); ok {
+			due = append(due, a)
+		}
+	}
+	if len(due) == 0 {
+		return
+	}
+	now := e.opts.Now()
+	results := make([]delivery.Result, len(due))
+	if gs, ok := target.Sender.(delivery.GroupSender); ok && len(due) > 1 {
+		evs := make([]delivery.Event, len(due))
+		for i, a := range due {
+			evs[i] = delivery.NewEvent(a.customer, a.deleted, now)
+		}
+		results = gs.DeliverGroup(ctx, evs)
+	} else {
+		for i, a := range due {
+			results[i] = target.Sender.Deliver(ctx, delivery.NewEvent(a.customer, a.deleted, now))
+		}
+	}
+	if ctx.Err() != nil {
+		return // stopping: the attempt counts for nothing
+	}
+	released = true // finish settles the probe
+	for i, a := range due {
+		e.finish(s, a.name, a.item, a.customer, target, a.deleted, results[i], probe, epoch)
+	}
+}
+
+// attempt is a Customer about to be delivered, as read from the cache.
+type attempt struct {
+	name     string
+	item     *item
+	customer *crmv1alpha1.Customer
+	deleted  bool
+}
+
+// attemptOf reads a Customer to deliver to a ready sink, and says whether it
+// is due: not forgotten, not gone, not waiting out a refusal of this content,
+// not acknowledged already.
+func (e *Engine) attemptOf(ctx context.Context, s *sinkQueue, name string, target Sink) (attempt, bool) {
+	e.mu.Lock()
+	it := s.items[name]
+	e.mu.Unlock()
+	if it == nil {
+		return attempt{}, false // forgotten while queued
+	}
+
+	c := &crmv1alpha1.Customer{}
+	if err := e.opts.Customers.Get(ctx, types.NamespacedName{Namespace: s.name.Namespace, Name: name}, c); err != nil {
+		if apierrors.IsNotFound(err) {
+			e.mu.Lock()
+			s.dropLocked(name)
+			e.mu.Unlock()
+			return attempt{}, false
+		}
+		if ctx.Err() == nil {
+			log.FromContext(ctx).Error(err, "reading a Customer to deliver", "customer", name, "sink", s.name)
+			e.addAfter(s, name, e.opts.BaseDelay)
+		}
+		return attempt{}, false
+	}
+	e.mu.Lock()
+	if it != s.items[name] {
+		e.mu.Unlock()
+		return attempt{}, false
+	}
+	if wait := it.notBefore.Sub(e.opts.Now()); wait > 0 && c.Generation <= it.refusedGeneration {
+		// Its retry is scheduled already.
+		e.mu.Unlock()
+		return attempt{}, false
 	}
 	deleted := !c.DeletionTimestamp.IsZero() || c.Spec.Lifecycle == crmv1alpha1.LifecycleDeleted
 	if l := it.last; !it.force && l != nil && l.Err == nil && l.Generation == c.Generation &&
@@ -677,16 +746,10 @@ func (e *Engine) process(w work) {
 		it.pending = false
 		e.mu.Unlock()
 		e.notifyCustomer(s.name.Namespace, name)
-		return
+		return attempt{}, false
 	}
 	e.mu.Unlock()
-
-	res := target.Sender.Deliver(ctx, delivery.NewEvent(c, deleted, e.opts.Now()))
-	if ctx.Err() != nil {
-		return // stopping: the attempt counts for nothing
-	}
-	released = true // finish settles the probe
-	e.finish(s, name, it, c, target, deleted, res, probe, epoch)
+	return attempt{name: name, item: it, customer: c, deleted: deleted}, true
 }
 
 // Classes of delivery results, for backoff.

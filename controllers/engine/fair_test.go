@@ -64,7 +64,7 @@ func (e pickingEngine) done(w work) {
 	e.doneLocked(w)
 }
 
-func (w work) String() string { return w.sink.name.String() + "/" + w.customer }
+func (w work) String() string { return w.sink.name.String() + "/" + strings.Join(w.customers, ",") }
 
 func TestPoolIsSharedRoundRobinBetweenNamespacesThenSinks(t *testing.T) {
 	e := newPickingEngine(t, Options{Workers: 2, MaxInFlight: 8, MaxInFlightPerNamespace: 6})

@@ -58,13 +58,13 @@ func (e pickingEngine) answer(w work, res delivery.Result) {
 func (e pickingEngine) itemOf(w work) *item {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return w.sink.items[w.customer]
+	return w.sink.items[w.customers[0]]
 }
 
 // answerItem is answer for a worker that read it when it started.
 func (e pickingEngine) answerItem(w work, it *item, res delivery.Result) {
-	c := &crmv1alpha1.Customer{ObjectMeta: metav1.ObjectMeta{Namespace: w.sink.name.Namespace, Name: w.customer, Generation: 1}}
-	e.finish(w.sink, w.customer, it, c, Sink{Generation: 1}, false, res, w.probe, w.epoch)
+	c := &crmv1alpha1.Customer{ObjectMeta: metav1.ObjectMeta{Namespace: w.sink.name.Namespace, Name: w.customers[0], Generation: 1}}
+	e.finish(w.sink, w.customers[0], it, c, Sink{Generation: 1}, false, res, w.probe, w.epoch)
 	e.done(w)
 }
 
@@ -120,7 +120,7 @@ func TestRefusedCustomerDoesNotPauseTheSink(t *testing.T) {
 	if p := e.Health(sink, 1).Pause; p != nil {
 		t.Fatalf("a 422 for one Customer paused the sink: %+v", p)
 	}
-	if w := e.mustTake(); w.customer != "c1" || w.probe {
+	if w := e.mustTake(); w.customers[0] != "c1" || w.probe {
 		t.Fatalf("next delivery %s (probe %v), want c1 at full speed", w, w.probe)
 	}
 	rep := e.Look(refused, Have{})

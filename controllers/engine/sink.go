@@ -45,6 +45,9 @@ type sinkQueue struct {
 	cancel context.CancelFunc
 	// active counts the sink's deliveries in flight.
 	active int
+	// groups is set while the sink's Sender takes several Customers at once
+	// (delivery.GroupSender), as last resolved.
+	groups bool
 
 	// uid is the sink's, as last resolved: a new sink under the same name
 	// starts with a clean bill of health.
@@ -105,14 +108,14 @@ type tenant struct {
 	inFlight int
 }
 
-// work is one delivery a worker took: a Customer at a sink, and whether it is
-// the sink's probe, in which epoch.
+// work is what a worker took: Customers at a sink, one unless the sink's
+// Sender takes groups, and whether it is the sink's probe, in which epoch.
 type work struct {
-	ctx      context.Context
-	sink     *sinkQueue
-	customer string
-	probe    bool
-	epoch    uint64
+	ctx       context.Context
+	sink      *sinkQueue
+	customers []string
+	probe     bool
+	epoch     uint64
 }
 
 // stop shuts the queue down and cancels the deliveries in flight.
@@ -191,9 +194,21 @@ func (e *Engine) pickLocked() (work, bool) {
 			}
 			s.active++
 			t.inFlight++
+			e.inFlight++
+			w := work{ctx: s.ctx, sink: s, customers: []string{name}, probe: probe, epoch: s.epoch}
+			// A sink whose Sender takes groups gets several Customers at once,
+			// each counted in flight as if it went alone; a probe goes alone.
+			for !probe && s.groups && len(w.customers) < e.groupSize() && s.queue.Len() > 0 &&
+				s.active < e.opts.Workers && t.inFlight < e.opts.MaxInFlightPerNamespace && e.inFlight < e.opts.MaxInFlight {
+				name, _ := s.queue.Get()
+				w.customers = append(w.customers, name)
+				s.active++
+				t.inFlight++
+				e.inFlight++
+			}
 			t.next = (t.next + j + 1) % m
 			e.next = (e.next + i + 1) % n
-			return work{ctx: s.ctx, sink: s, customer: name, probe: probe, epoch: s.epoch}, true
+			return w, true
 		}
 	}
 	return work{}, false

@@ -49,11 +49,11 @@ const connIdle = time.Minute
 // Sender keeps a PostgreSQL table equal to the Customers it is given: one row
 // per Customer, upserted at a newer generation only, removed on delete.
 //
-// Concurrent Delivers are grouped: each of the pool's connections has a flusher
-// that takes what is waiting (up to the batch size), sends it as one pgx.Batch
-// in one round trip and one implicit transaction, and answers each caller. A
-// backfill of many Customers is therefore a few hundred rows per round trip, not
-// one.
+// Concurrent Delivers are grouped: a few flushers, each on a connection of the
+// pool, take what is waiting (up to the batch size), send it as one pgx.Batch
+// in one round trip and one implicit transaction, its rows in one upsert, and
+// answer each caller. A backfill of many Customers is therefore many rows per
+// round trip and per statement, not one.
 type Sender struct {
 	cfg      Config
 	pool     *pgxpool.Pool
@@ -96,7 +96,7 @@ type Sender struct {
 // request is one Deliver waiting for its batch.
 type request struct {
 	ev    delivery.Event
-	row   row // nil for a delete
+	row   *row // nil for a delete
 	key   int64
 	reply chan delivery.Result
 	// deadline is when the delivery gives up: its batch is sent with the
@@ -177,21 +177,10 @@ func (s *Sender) Deliver(ctx context.Context, ev delivery.Event) delivery.Result
 }
 
 func (s *Sender) deliver(ctx context.Context, ev delivery.Event) delivery.Result {
-	c := ev.Customer
-	if c == nil {
-		return delivery.Result{Err: errors.New("no Customer in the event"), Refused: true}
+	req, res := s.request(ev)
+	if req == nil {
+		return res
 	}
-	req := &request{ev: ev, key: lockKey(s.lockNS, string(c.UID)), reply: make(chan delivery.Result, 1)}
-	if ev.Type != delivery.TypeDeleted {
-		r, err := newRow(c, s.cfg.Fields)
-		if err != nil {
-			return delivery.Result{Err: err, Refused: true}
-		}
-		req.row = r
-	}
-	// No timer or context of its own: the wait for a flusher checks the
-	// deadline, and the batch is sent within it.
-	req.deadline = time.Now().Add(s.cfg.timeout())
 	if err := s.hand(ctx, req); err != nil {
 		return delivery.Result{Err: err}
 	}
@@ -203,6 +192,60 @@ func (s *Sender) deliver(ctx context.Context, ev delivery.Event) delivery.Result
 		// guarded by generation, so that is harmless.
 		return delivery.Result{Err: fmt.Errorf("no answer from PostgreSQL within %s", s.cfg.timeout())}
 	}
+}
+
+// request makes an event the op of a batch, or says why it cannot be one.
+func (s *Sender) request(ev delivery.Event) (*request, delivery.Result) {
+	c := ev.Customer
+	if c == nil {
+		return nil, delivery.Result{Err: errors.New("no Customer in the event"), Refused: true}
+	}
+	req := &request{ev: ev, key: lockKey(s.lockNS, string(c.UID)), reply: make(chan delivery.Result, 1)}
+	if ev.Type != delivery.TypeDeleted {
+		r, err := newRow(c, s.cfg.Fields)
+		if err != nil {
+			return nil, delivery.Result{Err: err, Refused: true}
+		}
+		req.row = r
+	}
+	// No timer or context of its own: the wait for a flusher checks the
+	// deadline, and the batch is sent within it.
+	req.deadline = time.Now().Add(s.cfg.timeout())
+	return req, delivery.Result{}
+}
+
+// DeliverGroup writes several events as one batch (several, past the batch
+// size), sent from the caller's goroutine: the engine's group of a sink's
+// queued Customers is already what the flushers would gather from concurrent
+// Delivers. It returns when every batch committed or failed, or ctx ended.
+func (s *Sender) DeliverGroup(ctx context.Context, evs []delivery.Event) []delivery.Result {
+	start := time.Now()
+	results := make([]delivery.Result, len(evs))
+	batch := make([]*request, 0, len(evs))
+	index := make([]int, 0, len(evs))
+	for i, ev := range evs {
+		req, res := s.request(ev)
+		if req == nil {
+			results[i] = res
+			continue
+		}
+		batch = append(batch, req)
+		index = append(index, i)
+	}
+	// The batches end with the caller's context as with the Sender's.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(s.ctx, cancel)()
+	for lo := 0; lo < len(batch); lo += s.maxBatch {
+		s.run(ctx, batch[lo:min(lo+s.maxBatch, len(batch))])
+	}
+	for j, req := range batch {
+		results[index[j]] = <-req.reply
+	}
+	for i := range results {
+		results[i].Duration = time.Since(start)
+	}
+	return results
 }
 
 // hand gives req to a flusher, starting one when none is free and the pool
@@ -233,11 +276,22 @@ func (s *Sender) hand(ctx context.Context, req *request) error {
 	}
 }
 
-// spawn starts a flusher unless the pool's size of them run already.
+// minShare is how many of the Delivers under way a flusher past the second
+// is started for. Each batch costs a round trip, a lock statement and a commit
+// whatever its size, so a few batches of many rows cost the database less
+// than one batch of a few rows on every connection. Two flushers let one batch
+// be built while the other runs; more add nothing while the round trip, not
+// the database, bounds the rate: the callers are answered as fast either way.
+const minShare = 32
+
+// spawn starts a flusher unless enough run already: two, or one per minShare
+// of the Delivers under way, at most one per connection of the pool.
 func (s *Sender) spawn() {
+	callers := s.callers.Load()
+	limit := min(s.maxFlush, max(min(2, callers), (callers+minShare-1)/minShare))
 	for {
 		n := s.running.Load()
-		if n >= s.maxFlush {
+		if n >= limit {
 			return
 		}
 		if s.running.CompareAndSwap(n, n+1) {
@@ -304,7 +358,7 @@ func (s *Sender) flush() {
 		}
 		batch = s.fill(batch, fill)
 		s.sending.Add(1)
-		s.run(batch)
+		s.run(s.ctx, batch)
 		s.sending.Add(-1)
 	}
 }
@@ -318,7 +372,8 @@ func (s *Sender) fill(batch []*request, timer *time.Timer) []*request {
 	if s.sending.Load() == 0 {
 		return batch // the others are idle: no one else is about to answer
 	}
-	target := min(s.maxBatch, int((s.callers.Load()+s.maxFlush-1)/s.maxFlush))
+	running := max(1, s.running.Load())
+	target := min(s.maxBatch, int((s.callers.Load()+running-1)/running))
 	if len(batch) >= target {
 		return batch
 	}
@@ -338,10 +393,10 @@ func (s *Sender) fill(batch []*request, timer *time.Timer) []*request {
 // run sends a batch and answers its callers. A row PostgreSQL refuses aborts
 // the batch's transaction; the others are then sent again one by one, so that
 // only that Customer is refused.
-func (s *Sender) run(batch []*request) {
+func (s *Sender) run(parent context.Context, batch []*request) {
 	now := time.Now()
 	deadline := now.Add(s.cfg.timeout())
-	live := batch[:0]
+	live := make([]*request, 0, len(batch)) // not in place: the caller's slice stays whole
 	for _, r := range batch {
 		if !r.deadline.After(now) {
 			r.reply <- delivery.Result{Err: fmt.Errorf("no answer from PostgreSQL within %s", s.cfg.timeout())}
@@ -354,7 +409,7 @@ func (s *Sender) run(batch []*request) {
 	if len(batch) == 0 {
 		return
 	}
-	ctx, cancel := context.WithDeadline(s.ctx, deadline)
+	ctx, cancel := context.WithDeadline(parent, deadline)
 	defer cancel()
 	err := s.send(ctx, batch)
 	if err == nil {
@@ -367,7 +422,7 @@ func (s *Sender) run(batch []*request) {
 		return
 	}
 	for _, r := range batch {
-		if err := s.sendOne(r); err != nil {
+		if err := s.sendOne(parent, r); err != nil {
 			var one *batchError
 			r.reply <- delivery.Result{Err: s.describe(err), Refused: errors.As(err, &one) && refusal(one.err)}
 			continue
@@ -384,8 +439,8 @@ func minTime(a, b time.Time) time.Time {
 }
 
 // sendOne sends one delivery on its own, within its deadline.
-func (s *Sender) sendOne(r *request) error {
-	ctx, cancel := context.WithDeadline(s.ctx, r.deadline)
+func (s *Sender) sendOne(parent context.Context, r *request) error {
+	ctx, cancel := context.WithDeadline(parent, r.deadline)
 	defer cancel()
 	return s.send(ctx, []*request{r})
 }
@@ -397,15 +452,15 @@ func answer(batch []*request, res delivery.Result) {
 }
 
 // batchError is a statement of a batch that PostgreSQL refused.
-type batchError struct {
-	req *request
-	err error
-}
+type batchError struct{ err error }
 
 func (e *batchError) Error() string { return e.err.Error() }
 func (e *batchError) Unwrap() error { return e.err }
 
-// send runs a batch in one round trip: the Customers' locks, then each op.
+// send runs a batch in one round trip and one transaction: the Customers'
+// locks, the deletes, then one upsert of the other rows. The order within a
+// batch does not matter: every op is guarded by generation, against the row
+// and against the deleted Customers' generations.
 func (s *Sender) send(ctx context.Context, batch []*request) error {
 	if err := s.ensureTables(ctx); err != nil {
 		return err
@@ -420,12 +475,26 @@ func (s *Sender) send(ctx context.Context, batch []*request) error {
 	b.Queue(s.stmts.lock, keys)
 	s.batches.Add(1)
 	s.rows.Add(int64(len(batch)))
+	rows := make([]*row, 0, len(batch))
+	at := make(map[string]int, len(batch))
 	for _, r := range batch {
 		if r.row == nil {
 			b.Queue(s.stmts.del, string(r.ev.Customer.UID), r.ev.Customer.Generation)
-		} else {
-			b.Queue(s.stmts.upsert, r.row...)
+			continue
 		}
+		// A Customer's rows in one batch upsert as the newer one: the older
+		// would change nothing, and ON CONFLICT cannot update a row twice.
+		if i, ok := at[r.row.uid]; ok {
+			if r.row.generation >= rows[i].generation {
+				rows[i] = r.row
+			}
+			continue
+		}
+		at[r.row.uid] = len(rows)
+		rows = append(rows, r.row)
+	}
+	if len(rows) > 0 {
+		b.Queue(s.stmts.upsert, columns(rows)...)
 	}
 	conn, err := s.acquire(ctx)
 	if err != nil {
@@ -437,10 +506,10 @@ func (s *Sender) send(ctx context.Context, batch []*request) error {
 		_ = br.Close()
 		return s.checkMissing(err)
 	}
-	for _, r := range batch {
+	for range b.Len() - 1 {
 		if _, err := br.Exec(); err != nil {
 			_ = br.Close()
-			return &batchError{req: r, err: s.checkMissing(err)}
+			return &batchError{err: s.checkMissing(err)}
 		}
 	}
 	return br.Close()

@@ -243,6 +243,92 @@ func TestSenderKeepsGenerationsAndTombstonesForConcurrentDeliveries(t *testing.T
 	}
 }
 
+func TestSenderWritesTheNewestOfAConcurrentRunOfOneCustomersGenerations(t *testing.T) {
+	srv := postgrestest.Start(t)
+	conn := srv.Connect(t)
+	cfg := configFor(srv, "customers")
+	cfg.MaxConns = 1
+	s := newSender(t, cfg)
+	// Every generation of a few Customers at once: batches then hold several
+	// rows of one Customer, which one upsert statement cannot write twice.
+	const customers, generations = 3, 60
+	var wg sync.WaitGroup
+	for i := range customers {
+		for gen := int64(1); gen <= generations; gen++ {
+			wg.Go(func() {
+				mustDeliver(t, s, upsert(customer(fmt.Sprintf("c%d", i), types.UID(fmt.Sprintf("uid-%d", i)), gen,
+					crmv1alpha1.CustomerSpec{DisplayName: fmt.Sprintf("c%d gen %d", i, gen)})))
+			})
+		}
+	}
+	wg.Wait()
+	for i := range customers {
+		r, ok := readRow(t, conn, "customers", fmt.Sprintf("uid-%d", i))
+		if !ok || r.Generation != generations || str(r.Display) != fmt.Sprintf("c%d gen %d", i, generations) {
+			t.Fatalf("c%d: %s (found %t), want generation %d", i, r, ok, generations)
+		}
+	}
+	if batches, rows := s.BatchStats(); batches >= rows {
+		t.Fatalf("%d deliveries in %d batches: none was grouped", rows, batches)
+	}
+}
+
+func TestSenderDeliversAGroupInOneTransactionAndAnswersEachEvent(t *testing.T) {
+	srv := postgrestest.Start(t)
+	conn := srv.Connect(t)
+	s := newSender(t, configFor(srv, "customers"), postgres.WithMaxBatch(8))
+	mustDeliver(t, s, upsert(customer("c0", "uid-0", 1, crmv1alpha1.CustomerSpec{DisplayName: "x"})))
+	if _, err := conn.Exec(context.Background(), `ALTER TABLE public.customers ADD CONSTRAINT short_name CHECK (length(display_name) <= 10)`); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := s.BatchStats()
+	// 20 events past a batch size of 8: three batches. One row breaks the
+	// table's constraint, one Customer is deleted, one comes twice.
+	var evs []delivery.Event
+	for i := 1; i <= 17; i++ {
+		name := "short"
+		if i == 7 {
+			name = "a name far too long for the check"
+		}
+		evs = append(evs, upsert(customer(fmt.Sprintf("c%d", i), types.UID(fmt.Sprintf("uid-%d", i)), 1, crmv1alpha1.CustomerSpec{DisplayName: name})))
+	}
+	evs = append(evs,
+		deleted(customer("c0", "uid-0", 2, crmv1alpha1.CustomerSpec{})),
+		upsert(customer("c3", "uid-3", 2, crmv1alpha1.CustomerSpec{DisplayName: "c3 gen 2"})),
+		upsert(customer("gone", "", 1, crmv1alpha1.CustomerSpec{})))
+	evs[19].Customer = nil
+	results := s.DeliverGroup(context.Background(), evs)
+	if len(results) != len(evs) {
+		t.Fatalf("%d results for %d events", len(results), len(evs))
+	}
+	for i, res := range results {
+		switch {
+		case i == 6 || i == 19:
+			if res.Err == nil || !res.Refused {
+				t.Fatalf("event %d should be refused alone: %+v", i, res)
+			}
+		case res.Err != nil:
+			t.Fatalf("event %d: %v", i, res.Err)
+		}
+	}
+	if !strings.Contains(results[6].Err.Error(), "23514") {
+		t.Fatalf("the refusal does not say why: %v", results[6].Err)
+	}
+	if after, _ := s.BatchStats(); after-before < 3 {
+		t.Fatalf("19 rows in %d batches of at most 8", after-before)
+	}
+	var n int
+	if err := conn.QueryRow(context.Background(), `SELECT count(*) FROM public.customers`).Scan(&n); err != nil || n != 16 {
+		t.Fatalf("rows = %d (%v), want 16: 17 upserted, one refused, c0 deleted", n, err)
+	}
+	if r, ok := readRow(t, conn, "customers", "uid-3"); !ok || r.Generation != 2 || str(r.Display) != "c3 gen 2" {
+		t.Fatalf("c3: %s, want its generation 2", r)
+	}
+	if _, ok := readRow(t, conn, "customers", "uid-0"); ok {
+		t.Fatal("c0 was deleted in the group and is still there")
+	}
+}
+
 func TestSenderWritesOnlyTheFieldsTheSinkReceives(t *testing.T) {
 	srv := postgrestest.Start(t)
 	conn := srv.Connect(t)

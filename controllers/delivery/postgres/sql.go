@@ -100,11 +100,20 @@ func newStatements(schema, table string) statements {
 		// count() answers one row, not one per key; the locks are still
 		// taken in the array's order.
 		lock: `SELECT count(pg_advisory_xact_lock(k)) FROM unnest($1::bigint[]) AS k`,
+		// One statement upserts every row of a batch, passed as one array per
+		// column: PostgreSQL plans and runs it once, not once per row. A batch
+		// holds each uid once (ON CONFLICT cannot update a row twice). An empty
+		// text is NULL, as newRow makes it.
 		upsert: fmt.Sprintf(`INSERT INTO %[1]s AS t (uid, namespace, name, generation, provider, external_id,
     display_name, company_name, email, phone, tax_id, language, lifecycle, spec, labels, updated_at)
-SELECT $1::text, $2::text, $3::text, $4::bigint, $5::text, $6::text,
-    $7::text, $8::text, $9::text, $10::text, $11::text, $12::text, $13::text, $14::jsonb, $15::jsonb, now()
-WHERE NOT EXISTS (SELECT 1 FROM %[2]s d WHERE d.uid = $1::text AND d.generation >= $4::bigint)
+SELECT r.uid, r.namespace, r.name, r.generation, NULLIF(r.provider, ''), NULLIF(r.external_id, ''),
+    NULLIF(r.display_name, ''), NULLIF(r.company_name, ''), NULLIF(r.email, ''), NULLIF(r.phone, ''),
+    NULLIF(r.tax_id, ''), NULLIF(r.language, ''), NULLIF(r.lifecycle, ''), r.spec::jsonb, r.labels::jsonb, now()
+FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[], $8::text[],
+    $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[])
+    AS r(uid, namespace, name, generation, provider, external_id, display_name, company_name, email, phone,
+    tax_id, language, lifecycle, spec, labels)
+WHERE NOT EXISTS (SELECT 1 FROM %[2]s d WHERE d.uid = r.uid AND d.generation >= r.generation)
 ON CONFLICT (uid) DO UPDATE SET namespace = EXCLUDED.namespace, name = EXCLUDED.name,
     generation = EXCLUDED.generation, provider = EXCLUDED.provider, external_id = EXCLUDED.external_id,
     display_name = EXCLUDED.display_name, company_name = EXCLUDED.company_name, email = EXCLUDED.email,
@@ -128,13 +137,44 @@ func lockKey(rows, uid string) int64 {
 	return int64(h.Sum64()) //nolint:gosec // a hash: wrapping is intended
 }
 
-// row is one Customer as its upsert's arguments.
-type row []any
+// row is one Customer projected onto the table's columns.
+type row struct {
+	uid, namespace, name string
+	generation           int64
+	// text holds the main fields' columns, provider to lifecycle in the
+	// table's order; an empty one is NULL in the table.
+	text         [9]string
+	spec, labels string
+}
+
+// columns are the rows of a batch as the upsert's arguments: one array per
+// column.
+func columns(rows []*row) []any {
+	n := len(rows)
+	uid, namespace, name := make([]string, n), make([]string, n), make([]string, n)
+	generation := make([]int64, n)
+	var text [9][]string
+	for i := range text {
+		text[i] = make([]string, n)
+	}
+	spec, labels := make([]string, n), make([]string, n)
+	for i, r := range rows {
+		uid[i], namespace[i], name[i], generation[i], spec[i], labels[i] = r.uid, r.namespace, r.name, r.generation, r.spec, r.labels
+		for j := range text {
+			text[j][i] = r.text[j]
+		}
+	}
+	args := []any{uid, namespace, name, generation}
+	for _, t := range text {
+		args = append(args, t)
+	}
+	return append(args, spec, labels)
+}
 
 // newRow projects a Customer onto the table's columns: a column of a spec field
 // the sink does not receive (spec.fields) is NULL, and spec holds only those
 // fields, as the HTTP sink's data.spec does.
-func newRow(c *crmv1alpha1.Customer, fields []crmv1alpha1.CustomerField) (row, error) {
+func newRow(c *crmv1alpha1.Customer, fields []crmv1alpha1.CustomerField) (*row, error) {
 	keep := func(f crmv1alpha1.CustomerField) bool {
 		if fields == nil {
 			return true
@@ -151,9 +191,9 @@ func newRow(c *crmv1alpha1.Customer, fields []crmv1alpha1.CustomerField) (row, e
 		}
 		return false
 	}
-	col := func(f crmv1alpha1.CustomerField, v string) any {
-		if !keep(f) || v == "" {
-			return nil
+	col := func(f crmv1alpha1.CustomerField, v string) string {
+		if !keep(f) {
+			return ""
 		}
 		return v
 	}
@@ -184,13 +224,15 @@ func newRow(c *crmv1alpha1.Customer, fields []crmv1alpha1.CustomerField) (row, e
 		return nil, fmt.Errorf("encoding the labels: %w", err)
 	}
 	s := &c.Spec
-	return row{
-		string(c.UID), c.Namespace, c.Name, c.Generation,
-		col("provider", string(s.Provider)), col("externalID", s.ExternalID),
-		col("displayName", s.DisplayName), col("companyName", s.CompanyName), col("email", s.Email),
-		col("phone", s.Phone), col("taxID", s.TaxID), col("language", s.Language),
-		col("lifecycle", string(s.Lifecycle)),
-		specJSON, labelsJSON,
+	return &row{
+		uid: string(c.UID), namespace: c.Namespace, name: c.Name, generation: c.Generation,
+		text: [9]string{
+			col("provider", string(s.Provider)), col("externalID", s.ExternalID),
+			col("displayName", s.DisplayName), col("companyName", s.CompanyName), col("email", s.Email),
+			col("phone", s.Phone), col("taxID", s.TaxID), col("language", s.Language),
+			col("lifecycle", string(s.Lifecycle)),
+		},
+		spec: string(specJSON), labels: string(labelsJSON),
 	}, nil
 }
 
@@ -199,5 +241,16 @@ func newRow(c *crmv1alpha1.Customer, fields []crmv1alpha1.CustomerField) (row, e
 // benchmarks' baseline).
 func RowArgs(c *crmv1alpha1.Customer, fields []crmv1alpha1.CustomerField) ([]any, error) {
 	r, err := newRow(c, fields)
-	return r, err
+	if err != nil {
+		return nil, err
+	}
+	args := []any{r.uid, r.namespace, r.name, r.generation}
+	for _, t := range r.text {
+		if t == "" {
+			args = append(args, nil)
+			continue
+		}
+		args = append(args, t)
+	}
+	return append(args, []byte(r.spec), []byte(r.labels)), nil
 }
