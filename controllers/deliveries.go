@@ -124,8 +124,8 @@ func NewEngine(mgr ctrl.Manager, secrets *secretcache.Store, opts EngineOptions)
 // sinkTargets resolves sinks for the engine's workers from the cache, with one
 // Sender per sink. Building one parses the Secret's keys and CA bundle, and
 // may open a pool of database or broker connections, so the latest one of each
-// sink is kept until the sink or its Secret changes, or the sink goes; then it
-// is closed once the deliveries still using it have returned.
+// sink is kept until the sink's spec or its Secret changes, or the sink goes;
+// then it is closed once the deliveries still using it have returned.
 type sinkTargets struct {
 	reader  client.Reader
 	secrets *secretcache.Store
@@ -136,11 +136,15 @@ type sinkTargets struct {
 }
 
 type memoTarget struct {
-	resourceVersion string
-	secret          uintptr // identity of the Secret data the Store returned
-	target          engine.Sink
-	lease           *senderLease // nil when the sink is not ready
-	ready           bool
+	// uid and generation are the sink's as the Sender was built from it: its
+	// spec. Its status writes, each a new resourceVersion, leave the Sender
+	// and its connections as they are.
+	uid        types.UID
+	generation int64
+	secret     uintptr // identity of the Secret data the Store returned
+	target     engine.Sink
+	lease      *senderLease // nil when the sink is not ready
+	ready      bool
 }
 
 // senderLease counts the holders of a Sender: the memo while it is current, and
@@ -235,7 +239,7 @@ func (t *sinkTargets) resolve(ctx context.Context, name types.NamespacedName) (e
 	if data != nil {
 		id = uintptr(reflect.ValueOf(data).UnsafePointer())
 	}
-	if s, ready, ok := t.current(name, sink.ResourceVersion, id); ok {
+	if s, ready, ok := t.current(name, sink.UID, sink.Generation, id); ok {
 		return s, ready, nil
 	}
 	// 410 Gone is the engine's own to judge; here only the sink and its Secret.
@@ -243,7 +247,7 @@ func (t *sinkTargets) resolve(ctx context.Context, name types.NamespacedName) (e
 	if err != nil {
 		return engine.Sink{}, false, err
 	}
-	m := memoTarget{resourceVersion: sink.ResourceVersion, secret: id, ready: state.ready,
+	m := memoTarget{uid: sink.UID, generation: sink.Generation, secret: id, ready: state.ready,
 		target: engine.Sink{UID: sink.UID, Generation: sink.Generation}}
 	if state.ready {
 		sender, err := newSender(state.config, t.deps, name.Namespace)
@@ -254,7 +258,7 @@ func (t *sinkTargets) resolve(ctx context.Context, name types.NamespacedName) (e
 		m.target.Sender = sender
 	}
 	t.mu.Lock()
-	if cur, ok := t.memo[name]; ok && cur.resourceVersion == m.resourceVersion && cur.secret == m.secret {
+	if cur, ok := t.memo[name]; ok && cur.uid == m.uid && cur.generation == m.generation && cur.secret == m.secret {
 		// Another worker built the same one first: use that.
 		t.mu.Unlock()
 		if m.lease != nil {
@@ -276,13 +280,13 @@ func (t *sinkTargets) resolve(ctx context.Context, name types.NamespacedName) (e
 	return s, m.ready, nil
 }
 
-// current is the memo of a sink still at resourceVersion with the same Secret
-// data, leased to the caller.
-func (t *sinkTargets) current(name types.NamespacedName, resourceVersion string, secret uintptr) (engine.Sink, bool, bool) {
+// current is the memo of a sink still at uid and generation with the same
+// Secret data, leased to the caller.
+func (t *sinkTargets) current(name types.NamespacedName, uid types.UID, generation int64, secret uintptr) (engine.Sink, bool, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	m, ok := t.memo[name]
-	if !ok || m.resourceVersion != resourceVersion || m.secret != secret {
+	if !ok || m.uid != uid || m.generation != generation || m.secret != secret {
 		return engine.Sink{}, false, false
 	}
 	s := m.target

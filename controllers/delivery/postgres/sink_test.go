@@ -545,6 +545,59 @@ func TestPostgresSinkPropertyTableEqualsCustomers(t *testing.T) {
 	t.Logf("%d ops over %d Customers: %d rows equal to the live Customers", ops, customers, len(rows))
 }
 
+// TestPostgresSinkKeepsItsConnectionsThroughItsStatusWrites: the sink's own
+// status changes (its counts, as Customers sync) leave its Sender, and so its
+// pool, as they are; only its spec or its Secret make new ones.
+func TestPostgresSinkKeepsItsConnectionsThroughItsStatusWrites(t *testing.T) {
+	g := NewWithT(t)
+	g.SetDefaultEventuallyTimeout(30 * time.Second)
+	srv := postgrestest.Start(t)
+	c := startCluster(t)
+	ctx := context.Background()
+	ns := c.namespace(t)
+	conn := srv.Connect(t)
+	backends := func(g Gomega) []int {
+		rows, err := conn.Query(ctx, `SELECT pid FROM pg_stat_activity WHERE application_name = 'steady' ORDER BY pid`)
+		g.Expect(err).NotTo(HaveOccurred())
+		pids, err := pgx.CollectRows(rows, pgx.RowTo[int])
+		g.Expect(err).NotTo(HaveOccurred())
+		return pids
+	}
+	g.Expect(c.k8s.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "warehouse"},
+		StringData: map[string]string{"dsn": srv.ApplicationDSN("steady")}})).To(Succeed())
+	sink := &crmv1alpha1.CustomerSink{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "warehouse"},
+		Spec: crmv1alpha1.CustomerSinkSpec{Type: crmv1alpha1.SinkTypePostgres, Postgres: &crmv1alpha1.PostgresSink{MaxConns: 1},
+			SecretRef: &crmv1alpha1.SecretReference{Name: "warehouse"}}}
+	g.Expect(c.k8s.Create(ctx, sink)).To(Succeed())
+	customer := func(i int) {
+		g.Expect(c.k8s.Create(ctx, &crmv1alpha1.Customer{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("c%d", i)},
+			Spec: crmv1alpha1.CustomerSpec{DisplayName: fmt.Sprintf("Customer %d", i)}})).To(Succeed())
+		g.Eventually(func(g Gomega) {
+			c.expectTableEqualsCustomers(g, conn, ns, "customers")
+			g.Expect(readTable(g, conn, "customers")).To(HaveLen(i + 1))
+		}).Should(Succeed())
+	}
+	customer(0)
+	var first []int
+	g.Eventually(func(g Gomega) {
+		first = backends(g)
+		g.Expect(first).To(HaveLen(1))
+	}).Should(Succeed())
+	g.Expect(c.k8s.Get(ctx, client.ObjectKeyFromObject(sink), sink)).To(Succeed())
+	version := sink.ResourceVersion
+
+	for i := 1; i <= 10; i++ {
+		customer(i)
+	}
+	g.Eventually(func(g Gomega) {
+		g.Expect(c.k8s.Get(ctx, client.ObjectKeyFromObject(sink), sink)).To(Succeed())
+		g.Expect(sink.Status.Synced).To(BeNumerically("==", 11))
+	}).Should(Succeed())
+	g.Expect(sink.ResourceVersion).NotTo(Equal(version), "the sink's status was written meanwhile")
+	g.Expect(sink.Generation).To(BeNumerically("==", 1))
+	g.Expect(backends(g)).To(Equal(first), "the sink's one connection served every delivery, through its status writes")
+}
+
 // TestPostgresSinkConnectionsFollowTheSink: a changed Secret replaces the sink's
 // pool, the old one closed; a deleted sink holds no connection.
 func TestPostgresSinkConnectionsFollowTheSink(t *testing.T) {
