@@ -645,7 +645,8 @@ func (e *Engine) process(w work) {
 		s.uid, s.goneGeneration, s.failures, s.pausedUntil, s.pause, s.probeNeeded = target.UID, 0, 0, time.Time{}, nil, false
 		e.ready.Broadcast()
 	}
-	_, s.groups = target.Sender.(delivery.GroupSender)
+	group, groups := target.Sender.(delivery.GroupSender)
+	s.groups = groups
 	if !ready || (s.goneGeneration != 0 && s.goneGeneration == target.Generation) {
 		// The reconciler asks again once the sink is ready; a redelivery under
 		// way starts again then.
@@ -676,12 +677,12 @@ func (e *Engine) process(w work) {
 	}
 	now := e.opts.Now()
 	results := make([]delivery.Result, len(due))
-	if gs, ok := target.Sender.(delivery.GroupSender); ok && len(due) > 1 {
+	if groups && len(due) > 1 {
 		evs := make([]delivery.Event, len(due))
 		for i, a := range due {
 			evs[i] = delivery.NewEvent(a.customer, a.deleted, now)
 		}
-		results = gs.DeliverGroup(ctx, evs)
+		results = group.DeliverGroup(ctx, evs)
 	} else {
 		for i, a := range due {
 			results[i] = target.Sender.Deliver(ctx, delivery.NewEvent(a.customer, a.deleted, now))

@@ -19,11 +19,11 @@ package jetstream
 import (
 	"context"
 	"errors"
-	"net"
 	"testing"
 	"time"
 
 	"github.com/customer-operator/customer-operator/controllers/delivery"
+	"github.com/customer-operator/customer-operator/controllers/delivery/deliverytest"
 )
 
 func TestConnectionLimitsHoldTheSinksConnection(t *testing.T) {
@@ -31,14 +31,7 @@ func TestConnectionLimitsHoldTheSinksConnection(t *testing.T) {
 	setUp(t, srv.ClientURL())
 	limits := delivery.NewConnectionLimits(1, 1)
 	// Another namespace's sink holds the only connection.
-	other, err := limits.Bound("other", func(context.Context, string, string) (net.Conn, error) {
-		a, b := net.Pipe()
-		_ = b.Close()
-		return a, nil
-	})(context.Background(), "tcp", "elsewhere:4222")
-	if err != nil {
-		t.Fatal(err)
-	}
+	other := deliverytest.HoldConnections(t, limits, "other", 1)[0]
 	s, err := New(Config{URL: srv.ClientURL(), Stream: stream, Timeout: time.Second}, allowAll, WithConnectionLimits(limits, "tenant"))
 	if err != nil {
 		t.Fatal(err)

@@ -19,36 +19,18 @@ package kafka
 import (
 	"context"
 	"errors"
-	"net"
 	"testing"
 	"time"
 
 	"github.com/customer-operator/customer-operator/controllers/delivery"
+	"github.com/customer-operator/customer-operator/controllers/delivery/deliverytest"
 )
-
-// occupy takes n connection slots of namespace, as another sink's connections would.
-func occupy(t *testing.T, l *delivery.ConnectionLimits, namespace string, n int) []net.Conn {
-	t.Helper()
-	var conns []net.Conn
-	for range n {
-		c, err := l.Bound(namespace, func(context.Context, string, string) (net.Conn, error) {
-			a, b := net.Pipe()
-			_ = b.Close()
-			return a, nil
-		})(context.Background(), "tcp", "elsewhere:9092")
-		if err != nil {
-			t.Fatal(err)
-		}
-		conns = append(conns, c)
-	}
-	return conns
-}
 
 func TestConnectionLimitsHoldTheSinksConnections(t *testing.T) {
 	cluster := newCluster(t)
 	createCompactedTopic(t, cluster, 1)
 	limits := delivery.NewConnectionLimits(8, 8)
-	others := occupy(t, limits, "tenant", 8)
+	others := deliverytest.HoldConnections(t, limits, "tenant", 8)
 	s, err := New(Config{Brokers: cluster.ListenAddrs(), Topic: topic, Timeout: time.Second}, allowAll,
 		WithConnectionLimits(limits, "tenant"))
 	if err != nil {

@@ -20,7 +20,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"runtime/pprof"
 	"strings"
@@ -34,6 +33,7 @@ import (
 
 	crmv1alpha1 "github.com/customer-operator/customer-operator/api/v1alpha1"
 	"github.com/customer-operator/customer-operator/controllers/delivery"
+	"github.com/customer-operator/customer-operator/controllers/delivery/deliverytest"
 	"github.com/customer-operator/customer-operator/controllers/delivery/postgres"
 	"github.com/customer-operator/customer-operator/test/postgrestest"
 )
@@ -618,14 +618,7 @@ func TestSenderSaysWhenTheConnectionLimitLeavesItNone(t *testing.T) {
 	srv := postgrestest.Start(t)
 	limits := delivery.NewConnectionLimits(1, 1)
 	// Another namespace's sink holds the only connection.
-	held, err := limits.Bound("other", func(context.Context, string, string) (net.Conn, error) {
-		a, b := net.Pipe()
-		_ = b.Close()
-		return a, nil
-	})(context.Background(), "tcp", "elsewhere:5432")
-	if err != nil {
-		t.Fatal(err)
-	}
+	held := deliverytest.HoldConnections(t, limits, "other", 1)[0]
 	s := newSender(t, configFor(srv, "customers"), postgres.WithConnectionLimits(limits, "tenant"))
 	res := s.Deliver(context.Background(), upsert(customer("acme", "uid-1", 1, crmv1alpha1.CustomerSpec{})))
 	var limit *delivery.ConnectionLimitError

@@ -179,6 +179,18 @@ func (c *cluster) postgresSink(t *testing.T, ns, name string, srv *postgrestest.
 	}
 }
 
+// dsnSink creates a PostgreSQL sink of spec whose Secret holds dsn (for
+// tests that tell its connections by their application_name), and returns
+// the Secret.
+func (c *cluster) dsnSink(g Gomega, ns, name, dsn string, spec crmv1alpha1.PostgresSink) *corev1.Secret {
+	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, StringData: map[string]string{"dsn": dsn}}
+	g.Expect(c.k8s.Create(context.Background(), secret)).To(Succeed())
+	g.Expect(c.k8s.Create(context.Background(), &crmv1alpha1.CustomerSink{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec: crmv1alpha1.CustomerSinkSpec{Type: crmv1alpha1.SinkTypePostgres, Postgres: &spec,
+			SecretRef: &crmv1alpha1.SecretReference{Name: name}}})).To(Succeed())
+	return secret
+}
+
 // update changes an object as a person would: read, change, write, again on a
 // conflict with the controllers' own writes.
 func (c *cluster) update(g Gomega, obj client.Object, change func()) {
@@ -563,12 +575,8 @@ func TestPostgresSinkKeepsItsConnectionsThroughItsStatusWrites(t *testing.T) {
 		g.Expect(err).NotTo(HaveOccurred())
 		return pids
 	}
-	g.Expect(c.k8s.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "warehouse"},
-		StringData: map[string]string{"dsn": srv.ApplicationDSN("steady")}})).To(Succeed())
-	sink := &crmv1alpha1.CustomerSink{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "warehouse"},
-		Spec: crmv1alpha1.CustomerSinkSpec{Type: crmv1alpha1.SinkTypePostgres, Postgres: &crmv1alpha1.PostgresSink{MaxConns: 1},
-			SecretRef: &crmv1alpha1.SecretReference{Name: "warehouse"}}}
-	g.Expect(c.k8s.Create(ctx, sink)).To(Succeed())
+	c.dsnSink(g, ns, "warehouse", srv.ApplicationDSN("steady"), crmv1alpha1.PostgresSink{MaxConns: 1})
+	sink := &crmv1alpha1.CustomerSink{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "warehouse"}}
 	customer := func(i int) {
 		g.Expect(c.k8s.Create(ctx, &crmv1alpha1.Customer{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("c%d", i)},
 			Spec: crmv1alpha1.CustomerSpec{DisplayName: fmt.Sprintf("Customer %d", i)}})).To(Succeed())
@@ -613,11 +621,7 @@ func TestPostgresSinkConnectionsFollowTheSink(t *testing.T) {
 		g.Expect(err).NotTo(HaveOccurred())
 		return n
 	}
-	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "warehouse"}, StringData: map[string]string{"dsn": srv.ApplicationDSN("sink-v1")}}
-	g.Expect(c.k8s.Create(ctx, secret)).To(Succeed())
-	g.Expect(c.k8s.Create(ctx, &crmv1alpha1.CustomerSink{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "warehouse"},
-		Spec: crmv1alpha1.CustomerSinkSpec{Type: crmv1alpha1.SinkTypePostgres, Postgres: &crmv1alpha1.PostgresSink{MaxConns: 2},
-			SecretRef: &crmv1alpha1.SecretReference{Name: "warehouse"}}})).To(Succeed())
+	secret := c.dsnSink(g, ns, "warehouse", srv.ApplicationDSN("sink-v1"), crmv1alpha1.PostgresSink{MaxConns: 2})
 	for i := range 20 {
 		g.Expect(c.k8s.Create(ctx, &crmv1alpha1.Customer{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("c%d", i)},
 			Spec: crmv1alpha1.CustomerSpec{DisplayName: "first"}})).To(Succeed())
@@ -664,12 +668,7 @@ func TestPostgresSinkConnectionsStayWithinTheNamespaceLimit(t *testing.T) {
 		return postgrestest.Connections(ctx, statConn, app)
 	}
 	sink := func(ns, name, app, table string) {
-		g.Expect(c.k8s.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
-			StringData: map[string]string{"dsn": srv.ApplicationDSN(app)}})).To(Succeed())
-		g.Expect(c.k8s.Create(ctx, &crmv1alpha1.CustomerSink{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
-			Spec: crmv1alpha1.CustomerSinkSpec{Type: crmv1alpha1.SinkTypePostgres,
-				Postgres:  &crmv1alpha1.PostgresSink{Table: table, MaxConns: 2 * connectionsPerNamespace},
-				SecretRef: &crmv1alpha1.SecretReference{Name: name}}})).To(Succeed())
+		c.dsnSink(g, ns, name, srv.ApplicationDSN(app), crmv1alpha1.PostgresSink{Table: table, MaxConns: 2 * connectionsPerNamespace})
 	}
 	customers := func(ns string, n int) {
 		for i := range n {
