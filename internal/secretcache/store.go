@@ -22,8 +22,9 @@ limitations under the License.
 //   - New, for the controllers: the manager's cache watches Secrets as metadata
 //     only (no values held in memory); the data of a Secret is fetched from the API
 //     server on first use and again only when its resourceVersion in the metadata
-//     cache changes. A rotated Secret takes effect on the next read. This needs
-//     get, list and watch on Secrets.
+//     cache changes. A rotated Secret takes effect on the next read. A Secret the
+//     cache does not have (yet) is asked of the API server, at most once per
+//     Secret in recheckMissing. This needs get, list and watch on Secrets.
 //   - NewByName, for the webhook server, which faces the internet and so may only
 //     get Secrets: each Secret is read by name and kept for a short TTL, so a
 //     rotated Secret takes effect within the TTL, and a burst of webhooks costs one
@@ -85,7 +86,17 @@ type entry struct {
 	// cost an API call.
 	fetched  time.Time
 	notFound bool
+	// uncached says the entry was read while the metadata cache did not
+	// have the Secret; it answers for the Secret until recheckMissing has
+	// passed or the cache has it.
+	uncached bool
 }
+
+// recheckMissing is how long a Secret that the metadata cache does not have
+// is answered from the one read of the API server that confirmed it: every
+// Customer reconcile resolves its sinks' Secrets, and a sink naming a missing
+// Secret must not cost an API read per Customer.
+const recheckMissing = 10 * time.Second
 
 // New returns a Store that checks the resourceVersion of a Secret in a metadata
 // cache before each use. meta must serve metav1.PartialObjectMetadata of Secrets
@@ -114,19 +125,50 @@ func (s *Store) Get(ctx context.Context, key types.NamespacedName) (map[string][
 	pom := &metav1.PartialObjectMetadata{}
 	pom.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
 	if err := s.meta.Get(ctx, key, pom); err != nil {
+		if apierrors.IsNotFound(err) {
+			return s.getUncached(ctx, key)
+		}
 		s.Forget(key)
 		return nil, err
 	}
 
 	s.mu.Lock()
 	e, ok := s.entries[key]
+	current := ok && !e.notFound && e.resourceVersion == pom.ResourceVersion
+	if current && e.uncached {
+		// The cache has caught up: from now on it says when the Secret goes.
+		e.uncached = false
+		s.entries[key] = e
+	}
 	s.mu.Unlock()
-	if ok && e.resourceVersion == pom.ResourceVersion {
+	if current {
 		return e.data, nil
 	}
-	e, err := s.fetch(ctx, key)
+	e, err := s.fetch(ctx, key, false)
 	if err != nil {
 		return nil, err
+	}
+	return e.data, nil
+}
+
+// getUncached answers for a Secret the metadata cache does not have. The cache
+// may not have seen it yet: a Secret applied together with the source or sink
+// that names it (as GitOps tools and kubectl apply -f do) may reach the
+// source's or sink's informer first, and the object would be reported as
+// missing its Secret when it is not. The API server answers, once per
+// recheckMissing.
+func (s *Store) getUncached(ctx context.Context, key types.NamespacedName) (map[string][]byte, error) {
+	s.mu.Lock()
+	e, ok := s.entries[key]
+	s.mu.Unlock()
+	if !ok || !e.uncached || s.now().Sub(e.fetched) >= recheckMissing {
+		var err error
+		if e, err = s.fetch(ctx, key, true); err != nil {
+			return nil, err
+		}
+	}
+	if e.notFound {
+		return nil, apierrors.NewNotFound(corev1.Resource("secrets"), key.Name)
 	}
 	return e.data, nil
 }
@@ -141,7 +183,7 @@ func (s *Store) getByName(ctx context.Context, key types.NamespacedName) (map[st
 	s.mu.Unlock()
 	if !ok || now.Sub(e.fetched) >= s.ttl {
 		var err error
-		if e, err = s.fetch(ctx, key); err != nil {
+		if e, err = s.fetch(ctx, key, true); err != nil {
 			return nil, err
 		}
 	}
@@ -151,17 +193,18 @@ func (s *Store) getByName(ctx context.Context, key types.NamespacedName) (map[st
 	return e.data, nil
 }
 
-// fetch reads a Secret from the API server and remembers it. Concurrent fetches
-// of one Secret share a single read.
-func (s *Store) fetch(ctx context.Context, key types.NamespacedName) (entry, error) {
+// fetch reads a Secret from the API server and remembers it; a missing one is
+// remembered as missing when keepMissing is set, and forgotten otherwise.
+// Concurrent fetches of one Secret share a single read.
+func (s *Store) fetch(ctx context.Context, key types.NamespacedName, keepMissing bool) (entry, error) {
 	v, err, _ := s.reads.Do(key.String(), func() (any, error) {
 		secret := &corev1.Secret{}
-		e := entry{fetched: s.now()}
+		e := entry{fetched: s.now(), uncached: keepMissing && s.meta != nil}
 		err := s.api.Get(ctx, key, secret)
 		switch {
 		case err == nil:
 			e.resourceVersion, e.data = secret.ResourceVersion, secret.Data
-		case apierrors.IsNotFound(err) && s.meta == nil:
+		case apierrors.IsNotFound(err) && keepMissing:
 			e.notFound = true
 		case apierrors.IsNotFound(err):
 			s.Forget(key)
