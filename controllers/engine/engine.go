@@ -676,7 +676,7 @@ func (e *Engine) process(w work) {
 		return
 	}
 	now := e.opts.Now()
-	results := make([]delivery.Result, len(due))
+	var results []delivery.Result
 	if groups && len(due) > 1 {
 		evs := make([]delivery.Event, len(due))
 		for i, a := range due {
@@ -684,6 +684,7 @@ func (e *Engine) process(w work) {
 		}
 		results = group.DeliverGroup(ctx, evs)
 	} else {
+		results = make([]delivery.Result, len(due))
 		for i, a := range due {
 			results[i] = target.Sender.Deliver(ctx, delivery.NewEvent(a.customer, a.deleted, now))
 		}

@@ -30,9 +30,9 @@ import (
 	"time"
 
 	"k8s.io/client-go/rest"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/customer-operator/customer-operator/internal/apiwrites"
+	"github.com/customer-operator/customer-operator/test/envtestutil"
 )
 
 // countingDialer counts the connections it opened and how many are open.
@@ -67,23 +67,12 @@ func (c *countedConn) Close() error {
 	return c.Conn.Close()
 }
 
-func startAPIServer(t *testing.T) *rest.Config {
-	t.Helper()
-	env := &envtest.Environment{}
-	cfg, err := env.Start()
-	if err != nil {
-		t.Fatalf("starting the API server (KUBEBUILDER_ASSETS=bin/k8s): %v", err)
-	}
-	t.Cleanup(func() { _ = env.Stop() })
-	return cfg
-}
-
 // TestRequestsGoOverHTTP1OnBoundedConnections sends a burst of requests four
 // times larger than the connection bound through the client, to a real API
 // server: every request is answered, over HTTP/1.1, and the connections
 // opened stay within the bound and are reused, never opened again per request.
 func TestRequestsGoOverHTTP1OnBoundedConnections(t *testing.T) {
-	cfg := startAPIServer(t)
+	cfg := envtestutil.StartAPIServer(t)
 	d := &countingDialer{}
 	cfg = rest.CopyConfig(cfg)
 	cfg.Dial = d.DialContext
@@ -142,7 +131,7 @@ func TestRequestsGoOverHTTP1OnBoundedConnections(t *testing.T) {
 // with its context, saying why; once one answer is closed, the next request
 // gets its connection.
 func TestARequestBeyondTheBoundWaitsWithinItsDeadline(t *testing.T) {
-	cfg := startAPIServer(t)
+	cfg := envtestutil.StartAPIServer(t)
 	hc, err := apiwrites.NewHTTPClient(cfg)
 	if err != nil {
 		t.Fatal(err)

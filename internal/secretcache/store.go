@@ -158,19 +158,8 @@ func (s *Store) Get(ctx context.Context, key types.NamespacedName) (map[string][
 // missing its Secret when it is not. The API server answers, once per
 // recheckMissing.
 func (s *Store) getUncached(ctx context.Context, key types.NamespacedName) (map[string][]byte, error) {
-	s.mu.Lock()
-	e, ok := s.entries[key]
-	s.mu.Unlock()
-	if !ok || !e.uncached || s.now().Sub(e.fetched) >= recheckMissing {
-		var err error
-		if e, err = s.fetch(ctx, key, true); err != nil {
-			return nil, err
-		}
-	}
-	if e.notFound {
-		return nil, apierrors.NewNotFound(corev1.Resource("secrets"), key.Name)
-	}
-	return e.data, nil
+	now := s.now()
+	return s.readThrough(ctx, key, func(e entry) bool { return e.uncached && now.Sub(e.fetched) < recheckMissing })
 }
 
 func (s *Store) getByName(ctx context.Context, key types.NamespacedName) (map[string][]byte, error) {
@@ -178,10 +167,16 @@ func (s *Store) getByName(ctx context.Context, key types.NamespacedName) (map[st
 		return nil, fmt.Errorf("reading Secret %s: namespace %q is not watched", key, key.Namespace)
 	}
 	now := s.now()
+	return s.readThrough(ctx, key, func(e entry) bool { return now.Sub(e.fetched) < s.ttl })
+}
+
+// readThrough answers from the entry of key while fresh says it may, and from
+// the API server otherwise; a missing Secret is remembered as missing.
+func (s *Store) readThrough(ctx context.Context, key types.NamespacedName, fresh func(entry) bool) (map[string][]byte, error) {
 	s.mu.Lock()
 	e, ok := s.entries[key]
 	s.mu.Unlock()
-	if !ok || now.Sub(e.fetched) >= s.ttl {
+	if !ok || !fresh(e) {
 		var err error
 		if e, err = s.fetch(ctx, key, true); err != nil {
 			return nil, err

@@ -28,7 +28,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"github.com/customer-operator/customer-operator/test/envtestutil"
 )
 
 // laggingMetadata is a metadata cache that has not seen some Secrets yet (or
@@ -77,13 +78,7 @@ type storeFixture struct {
 
 func newStoreFixture(t *testing.T) *storeFixture {
 	t.Helper()
-	env := &envtest.Environment{}
-	cfg, err := env.Start()
-	if err != nil {
-		t.Fatalf("starting the API server (KUBEBUILDER_ASSETS=bin/k8s): %v", err)
-	}
-	t.Cleanup(func() { _ = env.Stop() })
-	k8s, err := client.New(cfg, client.Options{})
+	k8s, err := client.New(envtestutil.StartAPIServer(t), client.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,21 +14,37 @@ See the License for the specific language governing permissions and
 limitations under the License.
 */
 
-// Package envtestutil holds what the Ginkgo suites on a real API server share:
-// running an extra manager for one spec, and reading the metric series it
-// leaves.
+// Package envtestutil holds what the tests on a real API server share:
+// starting one for a test, running an extra manager for one spec, and reading
+// the metric series it leaves.
 package envtestutil
 
 import (
 	"context"
 	"strings"
+	"testing"
 	"time"
 
 	"github.com/onsi/ginkgo/v2"
 	"github.com/onsi/gomega"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 )
+
+// StartAPIServer starts a kube-apiserver and etcd (from KUBEBUILDER_ASSETS)
+// with no CRDs for the rest of the test, and returns its config.
+func StartAPIServer(t testing.TB) *rest.Config {
+	t.Helper()
+	env := &envtest.Environment{}
+	cfg, err := env.Start()
+	if err != nil {
+		t.Fatalf("starting the API server (KUBEBUILDER_ASSETS=bin/k8s): %v", err)
+	}
+	t.Cleanup(func() { _ = env.Stop() })
+	return cfg
+}
 
 // RunManager starts mgr for the rest of the spec: its cleanup stops mgr and
 // waits for it to return.

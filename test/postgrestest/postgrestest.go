@@ -270,14 +270,25 @@ func (s *Server) ApplicationDSN(app string) string {
 	return s.DSN() + "&application_name=" + url.QueryEscape(app)
 }
 
+// Backends lists the server processes (pids, in order) serving the open
+// connections of application app, asking over conn.
+func Backends(ctx context.Context, conn *pgx.Conn, app string) ([]int, error) {
+	rows, err := conn.Query(ctx, `SELECT pid FROM pg_stat_activity WHERE application_name = $1 ORDER BY pid`, app)
+	if err != nil {
+		return nil, fmt.Errorf("listing the connections of %s: %w", app, err)
+	}
+	pids, err := pgx.CollectRows(rows, pgx.RowTo[int])
+	if err != nil {
+		return nil, fmt.Errorf("listing the connections of %s: %w", app, err)
+	}
+	return pids, nil
+}
+
 // Connections counts the server's open connections of application app,
 // asking over conn.
 func Connections(ctx context.Context, conn *pgx.Conn, app string) (int, error) {
-	var n int
-	if err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE application_name = $1`, app).Scan(&n); err != nil {
-		return 0, fmt.Errorf("counting the connections of %s: %w", app, err)
-	}
-	return n, nil
+	pids, err := Backends(ctx, conn, app)
+	return len(pids), err
 }
 
 // Connect opens a connection for the test's own queries, closed when it ends.

@@ -569,9 +569,7 @@ func TestPostgresSinkKeepsItsConnectionsThroughItsStatusWrites(t *testing.T) {
 	ns := c.namespace(t)
 	conn := srv.Connect(t)
 	backends := func(g Gomega) []int {
-		rows, err := conn.Query(ctx, `SELECT pid FROM pg_stat_activity WHERE application_name = 'steady' ORDER BY pid`)
-		g.Expect(err).NotTo(HaveOccurred())
-		pids, err := pgx.CollectRows(rows, pgx.RowTo[int])
+		pids, err := postgrestest.Backends(ctx, conn, "steady")
 		g.Expect(err).NotTo(HaveOccurred())
 		return pids
 	}
